@@ -1,0 +1,63 @@
+#include "cyllm/error.h"
+
+#include <cstdio>
+
+namespace cyllm {
+
+std::string_view errc_id(Errc code) {
+  switch (code) {
+    case Errc::InvalidArgument: return "util.invalid_argument";
+    case Errc::NotFound: return "util.not_found";
+    case Errc::Io: return "util.io";
+    case Errc::Parse: return "util.parse";
+    case Errc::Timeout: return "util.timeout";
+    case Errc::Cancelled: return "util.cancelled";
+    case Errc::Unsupported: return "util.unsupported";
+    case Errc::Internal: return "util.internal";
+    case Errc::SpawnFailed: return "process.spawn_failed";
+    case Errc::ToolTimeout: return "detect.tool_timeout";
+    case Errc::ToolFailed: return "detect.tool_failed";
+    case Errc::BadToolOutput: return "detect.bad_tool_output";
+    case Errc::BadSysfs: return "detect.bad_sysfs";
+    case Errc::NvmlUnavailable: return "detect.nvml_unavailable";
+    case Errc::NvmlCallFailed: return "detect.nvml_call_failed";
+    case Errc::BadVisibleDevices: return "detect.bad_visible_devices";
+    case Errc::Usage: return "cli.usage";
+    case Errc::NotImplemented: return "cli.not_implemented";
+    case Errc::BadInputSchema: return "cli.bad_input_schema";
+  }
+  return "util.internal";
+}
+
+ExitCode exit_code_for(Errc code) {
+  switch (code) {
+    case Errc::Usage: return ExitCode::Usage;
+    case Errc::Internal: return ExitCode::Internal;
+    case Errc::Cancelled: return ExitCode::Interrupted;
+    default: return ExitCode::Failed;
+  }
+}
+
+std::string Error::to_string() const {
+  std::string s(id());
+  s += ": ";
+  s += message_;
+  if (!context_.empty()) {
+    s += " (";
+    for (std::size_t i = 0; i < context_.size(); ++i) {
+      if (i) s += "; ";
+      s += "while ";
+      s += context_[i];
+    }
+    s += ")";
+  }
+  return s;
+}
+
+void assert_fail(const char* expr, const char* file, int line) {
+  std::fprintf(stderr, "cy-llm: internal error: assertion failed: %s at %s:%d\n", expr, file,
+               line);
+  std::abort();
+}
+
+}  // namespace cyllm
