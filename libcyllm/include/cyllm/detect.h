@@ -169,7 +169,7 @@ std::optional<std::string> find_tool(const Context& ctx, const DetectOptions& op
                                      std::string_view name);
 
 // JSON (schema cy-llm.detect/v1) and a readable text table.
-nlohmann::json to_json(const HardwareProfile& profile);
+nlohmann::ordered_json to_json(const HardwareProfile& profile);
 std::string to_text(const HardwareProfile& profile);
 // Reads a profile back (cy-llm-resolve reads detect's stdout). Checks "schema".
 Result<HardwareProfile> profile_from_json(const nlohmann::json& doc);
