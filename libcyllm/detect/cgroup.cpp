@@ -70,12 +70,12 @@ Result<CgroupMembership> parse_proc_self_cgroup(std::string_view text) {
 
 Result<std::optional<double>> parse_cpu_max(std::string_view text) {
   auto f = util::split_ws(util::trim(text));
-  if (f.empty() || f.size() > 2) return Error(Errc::BadSysfs, "bad cpu.max " + util::quote(text));
+  if (f.empty() || f.size() > 2) return Error(Errc::BadSysfs, "bad cpu.max " + util::quote(util::trim(text)));
   if (f[0] == "max") return std::optional<double>{};
   auto quota = util::parse_u64(f[0]);
   std::optional<std::uint64_t> period = f.size() == 2 ? util::parse_u64(f[1]) : 100000;
   if (!quota || !period || *period == 0 || *quota == 0)
-    return Error(Errc::BadSysfs, "bad cpu.max " + util::quote(text));
+    return Error(Errc::BadSysfs, "bad cpu.max " + util::quote(util::trim(text)));
   return std::optional<double>(static_cast<double>(*quota) / static_cast<double>(*period));
 }
 
@@ -83,7 +83,7 @@ Result<std::optional<std::uint64_t>> parse_memory_limit(std::string_view text) {
   auto t = util::trim(text);
   if (t == "max") return std::optional<std::uint64_t>{};
   auto v = util::parse_u64(t);
-  if (!v) return Error(Errc::BadSysfs, "bad memory limit " + util::quote(text));
+  if (!v) return Error(Errc::BadSysfs, "bad memory limit " + util::quote(t));
   if (*v >= kUnlimitedThreshold) return std::optional<std::uint64_t>{};
   return std::optional<std::uint64_t>(*v);
 }
@@ -92,8 +92,8 @@ Result<std::optional<double>> parse_cfs_quota(std::string_view quota, std::strin
   auto q = util::parse_i64(quota);
   auto p = util::parse_i64(period);
   if (!q || !p || *p <= 0 || *q == 0 || *q < -1)
-    return Error(Errc::BadSysfs, "bad cfs quota/period " + util::quote(quota) + " / " +
-                                     util::quote(period));
+    return Error(Errc::BadSysfs, "bad cfs quota/period " + util::quote(util::trim(quota)) +
+                                     " / " + util::quote(util::trim(period)));
   if (*q == -1) return std::optional<double>{};
   return std::optional<double>(static_cast<double>(*q) / static_cast<double>(*p));
 }

@@ -50,6 +50,24 @@ std::pair<std::string_view, std::string_view> split_key_value(std::string_view l
   return {util::trim(line.substr(0, colon)), util::trim(line.substr(colon + 1))};
 }
 
+// arm64 /proc/cpuinfo has no model name; name the well-known server cores from their
+// (implementer, part) pair (MIDR_EL1 fields, facts from the vendors' manuals).
+std::string arm_core_name(std::string_view impl, std::string_view part) {
+  auto i = util::parse_hex_u64(impl);
+  auto p = util::parse_hex_u64(part);
+  if (!i || !p) return {};
+  struct Known { std::uint64_t impl, part; const char* name; };
+  static constexpr Known kKnown[] = {
+      {0x48, 0xd01, "Kunpeng-920"},     {0x41, 0xd0c, "Neoverse-N1"},
+      {0x41, 0xd40, "Neoverse-V1"},     {0x41, 0xd49, "Neoverse-N2"},
+      {0x41, 0xd4f, "Neoverse-V2"},     {0x41, 0xd8e, "Neoverse-N3"},
+      {0x41, 0xd84, "Neoverse-V3"},     {0xc0, 0xac3, "AmpereOne"},
+  };
+  for (const auto& k : kKnown)
+    if (k.impl == *i && k.part == *p) return k.name;
+  return {};
+}
+
 }  // namespace
 
 Result<CpuinfoSummary> parse_cpuinfo(std::string_view text) {
@@ -60,6 +78,7 @@ Result<CpuinfoSummary> parse_cpuinfo(std::string_view text) {
   bool in_block = false;
   bool first_flags_done = false;
   bool saw_arm = false, saw_x86 = false;
+  std::string arm_impl, arm_part;
   auto end_block = [&] {
     if (in_block && !phys.empty() && !core.empty()) cores.insert({phys, core});
     if (in_block && !phys.empty()) sockets.insert(phys);
@@ -95,7 +114,10 @@ Result<CpuinfoSummary> parse_cpuinfo(std::string_view text) {
       if (key == "Features") saw_arm = true;
       for (auto f : util::split_ws(value)) s.raw_flags.emplace_back(f);
       first_flags_done = true;
+    } else if (key == "CPU part") {
+      if (arm_part.empty()) arm_part = std::string(value);
     } else if (key == "CPU implementer") {
+      if (arm_impl.empty()) arm_impl = std::string(value);
       saw_arm = true;
       if (s.vendor.empty()) {
         // Arm's implementer codes (MIDR_EL1[31:24]); facts from the Arm ARM.
@@ -110,6 +132,7 @@ Result<CpuinfoSummary> parse_cpuinfo(std::string_view text) {
     }
   }
   end_block();
+  if (s.model_name.empty() && !arm_impl.empty()) s.model_name = arm_core_name(arm_impl, arm_part);
   if (s.logical_cpus == 0)
     return Error(Errc::BadSysfs, "no \"processor\" entries in /proc/cpuinfo (" +
                                      std::to_string(text.size()) + " bytes)");

@@ -20,10 +20,10 @@ bool is_pci_bus_id(std::string_view s) {
   auto colon = s.find(':');
   if (colon != 4 && colon != 8) return false;
   std::string_view rest = s.substr(colon);
-  if (rest.size() != 9 || rest[0] != ':' || rest[3] != ':' || rest[6] != '.') return false;
+  if (rest.size() != 8 || rest[3] != ':' || rest[6] != '.') return false;  // ":C1:00.0"
   for (std::size_t i = 0; i < colon; ++i)
     if (!is_hex(s[i])) return false;
-  for (std::size_t i : {1, 2, 4, 5, 7, 8})
+  for (std::size_t i : {1, 2, 4, 5, 7})
     if (!is_hex(rest[i])) return false;
   return true;
 }
@@ -212,7 +212,7 @@ Result<Info> parse_info(std::string_view text) {
       return bad_line(line_no, line, "HBM-Usage " + why);
     info.chips.push_back(std::move(c));
   }
-  if (!saw_header)
+  if (!saw_header && info.chips.empty())
     return Error(Errc::BadToolOutput,
                  "npu-smi output has no NPU table: " + util::quote(util::trim(text)));
   return info;

@@ -64,7 +64,7 @@ inline constexpr std::uint64_t kMaxMegabytes = std::uint64_t{1} << 40;
 // Parses `npu-smi info`. Fails with Errc::BadToolOutput, quoting the line and its number,
 // on a data row that does not fit the layout above (a non-numeric id or value, a chip row
 // without an NPU row before it, a value above kMaxMegabytes) or when there is no table at
-// all (no NPU header row). A table with a header but no rows gives zero chips.
+// all (neither an NPU header row nor a chip row). A header without rows gives zero chips.
 Result<Info> parse_info(std::string_view text);
 
 struct MappingEntry {

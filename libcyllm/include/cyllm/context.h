@@ -45,13 +45,13 @@ class Filesystem {
 class RootedFilesystem final : public Filesystem {
  public:
   explicit RootedFilesystem(std::string root);
-  Result<std::string> read_file(std::string_view path, std::size_t max_bytes) const override;
+  Result<std::string> read_file(std::string_view path,
+                                std::size_t max_bytes = 1 << 20) const override;
   bool exists(std::string_view path) const override;
   bool is_directory(std::string_view path) const override;
   Result<std::vector<std::string>> list_dir(std::string_view path) const override;
   std::string host_path(std::string_view path) const override;
   bool is_host_root() const override { return root_.empty(); }
-  using Filesystem::read_file;
 
  private:
   std::string root_;  // without trailing slash; empty for "/"
