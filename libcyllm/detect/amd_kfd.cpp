@@ -20,7 +20,7 @@ Error missing(std::string_view source, std::string_view key) {
   return Error(Errc::BadSysfs, util::quote(source) + " has no " + std::string(key));
 }
 
-// Reads `key` into a field of `bits` bits; missing keys leave `out` alone unless required.
+// Reads `key` (at most `max`) into `out`; a missing key leaves `out` alone unless required.
 Result<void> get(const Properties& props, std::string_view source, std::string_view key,
                  bool required, std::uint64_t max, std::uint64_t& out) {
   auto it = props.find(key);

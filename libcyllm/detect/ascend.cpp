@@ -174,7 +174,8 @@ std::optional<AscendInfo> detect_ascend(const Context& ctx, const DetectOptions&
         ids.push_back(it->second);
       }
       std::sort(ids.begin(), ids.end());
-      mapping_complete = mapping_complete && std::adjacent_find(ids.begin(), ids.end()) == ids.end();
+      mapping_complete =
+          mapping_complete && std::adjacent_find(ids.begin(), ids.end()) == ids.end();
       for (const auto& c : table->chips) {
         AscendNpu npu;
         npu.index = mapping_complete ? logic.at({c.npu_id, c.chip_id})

@@ -43,6 +43,13 @@ HardwareProfile detect_hardware(const Context& ctx, const DetectOptions& options
     p.compute_capability = g.compute_capability;
     p.driver_version = p.nvidia->driver_version;
     p.device_count = static_cast<int>(p.nvidia->gpus.size());
+    // A GPU in MIG mode is not usable whole: CUDA enumerates its slices, so the profile
+    // describes the first visible slice.
+    if (g.mig_enabled.value_or(false) && !g.mig_devices.empty()) {
+      const auto& m = g.mig_devices.front();
+      p.device_name = g.name + " MIG " + (m.name.empty() ? m.uuid : m.name);
+      if (m.vram_total_bytes > 0) p.vram_total_bytes = m.vram_total_bytes;
+    }
     std::set<std::string> names;
     for (const auto& x : p.nvidia->gpus) names.insert(x.name);
     if (names.size() > 1)
@@ -59,7 +66,8 @@ HardwareProfile detect_hardware(const Context& ctx, const DetectOptions& options
       p.device_name = g.name;
       p.vram_total_bytes = g.vram_total_bytes;
       p.compute_capability = g.gfx_target;
-      p.driver_version = !p.amd->rocm_version.empty() ? p.amd->rocm_version : p.amd->driver_version;
+      // The kernel driver (amdgpu) when known; in-box kernels have none, then ROCm's version.
+      p.driver_version = !p.amd->driver_version.empty() ? p.amd->driver_version : p.amd->rocm_version;
       p.device_count = static_cast<int>(p.amd->gpus.size());
     }
   }

@@ -160,8 +160,9 @@ std::string to_text(const HardwareProfile& p) {
   std::ostringstream o;
   o << "vendor        " << p.vendor << "\n";
   if (p.vendor != "cpu") {
-    o << "device        " << p.device_name << " x" << p.device_count << "\n";
-    o << "memory        " << gib(p.vram_total_bytes) << " per device\n";
+    o << "device        " << p.device_name << " (" << p.device_count << " visible device"
+      << (p.device_count == 1 ? "" : "s") << ")\n";
+    o << "memory        " << gib(p.vram_total_bytes) << "\n";
     if (!p.compute_capability.empty()) o << "capability    " << p.compute_capability << "\n";
     if (!p.driver_version.empty()) o << "driver        " << p.driver_version << "\n";
   }

@@ -255,7 +255,8 @@ TEST_CASE("gfx_target_from_version decodes major, hex minor and hex stepping") {
     CAPTURE(c.version);
     CHECK(kfd::gfx_target_from_version(c.version) == std::string(c.gfx));
   }
-  for (std::uint64_t bad : {0ULL, 402ULL, 91600ULL, 90016ULL, 1000000ULL, 18446744073709551615ULL}) {
+  for (std::uint64_t bad :
+       {0ULL, 402ULL, 91600ULL, 90016ULL, 1000000ULL, 18446744073709551615ULL}) {
     CAPTURE(bad);
     CHECK_FALSE(kfd::gfx_target_from_version(bad).has_value());
   }

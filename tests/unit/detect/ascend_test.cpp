@@ -220,12 +220,12 @@ TEST_CASE("A3 table with an info -m mapping: logical ids from the mapping") {
   fc.runner.on(fc.npu_smi("info"), printed(kA3));
   // Logical ids deliberately not in table order, to show the mapping is used.
   fc.runner.on(fc.npu_smi("info -m"),
-               printed("NPU ID                         Chip ID                        Chip Logic ID "
-                       "                 Chip Name\n"
-                       "0                              0                              1          "
-                       "                    Ascend 910\n"
-                       "0                              1                              0          "
-                       "                    Ascend 910\n"));
+               printed("NPU ID                         Chip ID                        "
+                       "Chip Logic ID                  Chip Name\n"
+                       "0                              0                              "
+                       "1                              Ascend 910\n"
+                       "0                              1                              "
+                       "0                              Ascend 910\n"));
   std::vector<Warning> warnings;
   auto info = detect_ascend(fc.ctx(), DetectOptions{}, warnings);
   REQUIRE(info.has_value());

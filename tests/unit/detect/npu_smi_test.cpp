@@ -204,7 +204,8 @@ TEST_CASE("parse_info rejects garbled rows with the line, its number and the rea
       {"| 0      | 0000:C1:00.0 | 0  0 / 0  1 / 2 |\n",
        "npu-smi line 1 \"| 0      | 0000:C1:00.0 | 0  0 / 0  1 / 2 |\": chip row without an NPU "
        "row before it"},
-      {"| x 910B | OK | 1 2 |\n", "npu-smi line 1 \"| x 910B | OK | 1 2 |\": NPU id \"x\" is not a number"},
+      {"| x 910B | OK | 1 2 |\n",
+       "npu-smi line 1 \"| x 910B | OK | 1 2 |\": NPU id \"x\" is not a number"},
       {"| 0 | OK | 1 2 |\n", "npu-smi line 1 \"| 0 | OK | 1 2 |\": NPU row without a name"},
       {"| 0 910B | OK | hot 2 |\n",
        "npu-smi line 1 \"| 0 910B | OK | hot 2 |\": power value \"hot\" is not a number"},

@@ -200,6 +200,26 @@ TEST_CASE("/proc/driver/nvidia/version: proprietary, open and Jetson modules") {
   CHECK(*jetson == "35.3.1");
 }
 
+TEST_CASE("real captures from an H200 host (driver 580.159.04, nix-built open module)") {
+  // No build date after the builder: the line ends in "(nixbld@)  ".
+  auto v = parse_proc_driver_version(
+      "NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  580.159.04  Release Build  "
+      "(nixbld@)  \nGCC version:  gcc version 15.3.0 (GCC) \n");
+  REQUIRE(v.ok());
+  CHECK(*v == "580.159.04");
+  auto q = parse_smi_query_gpu(
+      "0, NVIDIA H200, GPU-f4a5989b-1a67-4cc0-7351-377fc0e0cef8, 00000000:00:06.0, 143771, "
+      "143156, 9.0, 580.159.04, Disabled\n",
+      true);
+  REQUIRE(q.ok());
+  REQUIRE(q->gpus.size() == 1);
+  CHECK(q->gpus[0].vram_total_bytes == 150754820096ull);  // what NVML reports on that host
+  auto cuda = parse_smi_cuda_version(
+      "| NVIDIA-SMI 580.159.04             Driver Version: 580.159.04     CUDA Version: 13.0     |\n");
+  REQUIRE(cuda.ok());
+  CHECK(*cuda == "13.0");
+}
+
 TEST_CASE("/proc/driver/nvidia/version: garbage is BadSysfs") {
   auto a = parse_proc_driver_version("NVRM version: NVIDIA UNIX x86_64 Kernel Module  soon\n");
   REQUIRE_FALSE(a.ok());
