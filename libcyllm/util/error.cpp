@@ -25,6 +25,18 @@ std::string_view errc_id(Errc code) {
     case Errc::Usage: return "cli.usage";
     case Errc::NotImplemented: return "cli.not_implemented";
     case Errc::BadInputSchema: return "cli.bad_input_schema";
+    case Errc::BadVersion: return "resolve.bad_version";
+    case Errc::BadSpecifier: return "resolve.bad_specifier";
+    case Errc::BadMarker: return "resolve.bad_marker";
+    case Errc::BadRequirement: return "resolve.bad_requirement";
+    case Errc::BadWheelFilename: return "resolve.bad_wheel_filename";
+    case Errc::RegistryParse: return "registry.parse";
+    case Errc::RegistryInvalid: return "registry.invalid";
+    case Errc::RegistryUnknownRef: return "registry.unknown_reference";
+    case Errc::RegistryCycle: return "registry.cycle";
+    case Errc::RegistrySchemaVersion: return "registry.schema_version";
+    case Errc::NoCandidate: return "resolve.no_candidate";
+    case Errc::Conflict: return "resolve.conflict";
   }
   return "util.internal";
 }

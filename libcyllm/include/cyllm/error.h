@@ -42,7 +42,23 @@ enum class Errc {
   Usage,             // cli.usage: bad command line
   NotImplemented,    // cli.not_implemented: the tool exists but its job is not built yet
   BadInputSchema,    // cli.bad_input_schema: a JSON input lacks the expected "schema"
+  // packaging (PEP 440/508/425)
+  BadVersion,        // resolve.bad_version: not a PEP 440 version
+  BadSpecifier,      // resolve.bad_specifier: not a PEP 440 specifier set
+  BadMarker,         // resolve.bad_marker: not a PEP 508 environment marker
+  BadRequirement,    // resolve.bad_requirement: not a PEP 508 requirement
+  BadWheelFilename,  // resolve.bad_wheel_filename: not a PEP 427 wheel filename
+  // registry
+  RegistryParse,     // registry.parse: YAML/JSON syntax error
+  RegistryInvalid,   // registry.invalid: a key has a wrong type/value or is missing
+  RegistryUnknownRef,   // registry.unknown_reference: names an undefined engine/profile/wheel
+  RegistryCycle,     // registry.cycle: references that loop
+  RegistrySchemaVersion,  // registry.schema_version: unsupported schema_version
+  // resolution
+  NoCandidate,       // resolve.no_candidate: no engine/version runs on this host
+  Conflict,          // resolve.conflict: requirements that cannot all hold
 };
+inline constexpr Errc kLastErrc = Errc::Conflict;
 
 // Which of the shared exit codes a failure maps to (0 ok is not an error).
 enum class ExitCode : int { Ok = 0, Failed = 1, Usage = 2, Internal = 3, Interrupted = 130 };

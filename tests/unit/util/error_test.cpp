@@ -29,7 +29,7 @@ TEST_CASE("Result carries a value or an error with context") {
 
 TEST_CASE("error ids are unique and map onto the shared exit codes") {
   std::set<std::string_view> ids;
-  for (int i = 0; i <= static_cast<int>(Errc::BadInputSchema); ++i) {
+  for (int i = 0; i <= static_cast<int>(kLastErrc); ++i) {
     auto id = errc_id(static_cast<Errc>(i));
     CHECK(ids.insert(id).second);
     CHECK(id.find('.') != std::string_view::npos);
