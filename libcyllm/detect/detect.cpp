@@ -34,22 +34,29 @@ HardwareProfile detect_hardware(const Context& ctx, const DetectOptions& options
   // the order NVIDIA, AMD, Ascend (the order engines support them best). Mixed vendors
   // on one host are rare and reported as a warning.
   int vendors_with_devices = 0;
+  auto offer_primary = [&](const char* vendor, std::string name, std::uint64_t memory,
+                           std::string capability, std::string driver, std::size_t count) {
+    if (vendors_with_devices++ > 0) return;  // an earlier vendor already is the primary
+    p.vendor = vendor;
+    p.device_name = std::move(name);
+    p.vram_total_bytes = memory;
+    p.compute_capability = std::move(capability);
+    p.driver_version = std::move(driver);
+    p.device_count = static_cast<int>(count);
+  };
   if (p.nvidia && !p.nvidia->gpus.empty()) {
-    ++vendors_with_devices;
     const auto& g = p.nvidia->gpus.front();
-    p.vendor = "nvidia";
-    p.device_name = g.name;
-    p.vram_total_bytes = g.vram_total_bytes;
-    p.compute_capability = g.compute_capability;
-    p.driver_version = p.nvidia->driver_version;
-    p.device_count = static_cast<int>(p.nvidia->gpus.size());
     // A GPU in MIG mode is not usable whole: CUDA enumerates its slices, so the profile
     // describes the first visible slice.
+    std::string name = g.name;
+    std::uint64_t memory = g.vram_total_bytes;
     if (g.mig_enabled.value_or(false) && !g.mig_devices.empty()) {
       const auto& m = g.mig_devices.front();
-      p.device_name = g.name + " MIG " + (m.name.empty() ? m.uuid : m.name);
-      if (m.vram_total_bytes > 0) p.vram_total_bytes = m.vram_total_bytes;
+      name += " MIG " + (m.name.empty() ? m.uuid : m.name);
+      if (m.vram_total_bytes > 0) memory = m.vram_total_bytes;
     }
+    offer_primary("nvidia", name, memory, g.compute_capability, p.nvidia->driver_version,
+                  p.nvidia->gpus.size());
     std::set<std::string> names;
     for (const auto& x : p.nvidia->gpus) names.insert(x.name);
     if (names.size() > 1)
@@ -60,27 +67,16 @@ HardwareProfile detect_hardware(const Context& ctx, const DetectOptions& options
                                 "); set CUDA_VISIBLE_DEVICES to choose"});
   }
   if (p.amd && !p.amd->gpus.empty()) {
-    if (vendors_with_devices++ == 0) {
-      const auto& g = p.amd->gpus.front();
-      p.vendor = "amd";
-      p.device_name = g.name;
-      p.vram_total_bytes = g.vram_total_bytes;
-      p.compute_capability = g.gfx_target;
-      // The kernel driver (amdgpu) when known; in-box kernels have none, then ROCm's version.
-      p.driver_version = !p.amd->driver_version.empty() ? p.amd->driver_version : p.amd->rocm_version;
-      p.device_count = static_cast<int>(p.amd->gpus.size());
-    }
+    const auto& g = p.amd->gpus.front();
+    // The kernel driver (amdgpu) when known; in-box kernels have none, then ROCm's version.
+    offer_primary("amd", g.name, g.vram_total_bytes, g.gfx_target,
+                  !p.amd->driver_version.empty() ? p.amd->driver_version : p.amd->rocm_version,
+                  p.amd->gpus.size());
   }
   if (p.ascend && !p.ascend->npus.empty()) {
-    if (vendors_with_devices++ == 0) {
-      const auto& n = p.ascend->npus.front();
-      p.vendor = "ascend";
-      p.device_name = n.name;
-      p.vram_total_bytes = n.hbm_total_bytes;
-      p.compute_capability = n.soc_version;
-      p.driver_version = p.ascend->driver_version;
-      p.device_count = static_cast<int>(p.ascend->npus.size());
-    }
+    const auto& n = p.ascend->npus.front();
+    offer_primary("ascend", n.name, n.hbm_total_bytes, n.soc_version, p.ascend->driver_version,
+                  p.ascend->npus.size());
   }
   if (vendors_with_devices > 1)
     p.warnings.push_back({"detect.mixed_vendors",
