@@ -5,6 +5,8 @@
 //   fake-nvml   (opt.)    install the test NVML library into that copy, with the canned
 //                         data file named inside (from tests/fixtures/nvml_fake/)
 //   stdin       (opt.)    bytes fed to the tool
+//   stdin-from  (opt.)    or: the path (under tests/cli) of another case's expected output
+//   expected.stderr.contains (opt.) lines that must each appear in stderr
 //   expected.stdout.json  compared as JSON, or expected.stdout compared as text
 //   expected.exit         the exit code
 // Paths of the fixture tree and of the temp root are replaced by @FIXTURES@ / @ROOT@ in
@@ -91,6 +93,7 @@ TEST_CASE("CLI goldens") {
     for (auto& a : lines_of(dir / "args")) args.push_back(subst(a));
     for (auto& e : lines_of(dir / "env")) env.push_back(subst(e));
     std::string input = fs::exists(dir / "stdin") ? subst(slurp(dir / "stdin")) : "";
+    if (auto from = lines_of(dir / "stdin-from"); !from.empty()) input = slurp(cli_dir / from[0]);
 
     test::ToolRun run = test::run_tool(tool, args, input, env);
     std::string out = run.out;
@@ -108,6 +111,11 @@ TEST_CASE("CLI goldens") {
       continue;
     }
     REQUIRE_MESSAGE(fs::exists(dir / "expected.exit"), "no expected.exit in " << dir);
+    std::string err_text = run.err;  // JSON log lines escape quotes; match the plain text
+    replace_all(err_text, "\\\"", "\"");
+    for (const auto& needle : lines_of(dir / "expected.stderr.contains"))
+      CHECK_MESSAGE(err_text.find(subst(needle)) != std::string::npos,
+                    "stderr lacks " << needle << "\nstderr: " << run.err);
     CHECK_MESSAGE(std::to_string(run.exit_code) == lines_of(dir / "expected.exit").at(0),
                   "stderr: " << run.err);
     std::string want = slurp(expected_out);
