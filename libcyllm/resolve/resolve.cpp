@@ -179,6 +179,12 @@ Result<std::vector<Candidate>> list_candidates(const registry::Registry& reg,
       versions = {o.engine_version};
     }
     auto rows = reg.rows_for_engine(name);
+    // Parse each row's version range once, not once per version.
+    std::vector<std::optional<pkg::SpecifierSet>> ranges;
+    for (const auto* row : rows) {
+      auto r = pkg::parse_specifier_set(row->engine_versions);
+      ranges.push_back(r ? std::optional<pkg::SpecifierSet>(std::move(*r)) : std::nullopt);
+    }
     for (const auto& version_text : versions) {
       Candidate c;
       c.engine = name;
@@ -188,9 +194,9 @@ Result<std::vector<Candidate>> list_candidates(const registry::Registry& reg,
       auto version = pkg::parse_version(version_text);
       if (!version) return Error(version.error()).with_context("engine " + name + " at " + engine.loc.to_string());
       bool covered = false;
-      for (const auto* row : rows) {
-        auto range = pkg::parse_specifier_set(row->engine_versions);
-        if (!range || !range->contains(*version, true)) continue;
+      for (std::size_t ri = 0; ri < rows.size(); ++ri) {
+        const auto* row = rows[ri];
+        if (!ranges[ri] || !ranges[ri]->contains(*version, true)) continue;
         covered = true;
         const std::string where = " (" + row->loc.to_string() + ")";
         const auto* profile = reg.find_profile(row->hardware);
@@ -259,6 +265,9 @@ Result<std::vector<Candidate>> list_candidates(const registry::Registry& reg,
     const auto* e = reg.find_engine(c.engine);
     return e ? e->kind : registry::EngineKind::Python;
   };
+  std::map<std::string, pkg::Version> parsed;  // version text -> version, for sorting
+  for (const auto& c : out)
+    if (auto v = pkg::parse_version(c.version)) parsed.emplace(c.version, *v);
   std::stable_sort(out.begin(), out.end(), [&](const Candidate& a, const Candidate& b) {
     if (a.viable != b.viable) return a.viable;
     if (a.accelerated != b.accelerated) return a.accelerated;
@@ -272,8 +281,8 @@ Result<std::vector<Candidate>> list_candidates(const registry::Registry& reg,
     if (pa != pb) return pa < pb;
     if (a.engine != b.engine) return a.engine < b.engine;
     if (a.is_default != b.is_default) return a.is_default;
-    auto va = pkg::parse_version(a.version), vb = pkg::parse_version(b.version);
-    if (va && vb && *va != *vb) return *vb < *va;
+    auto va = parsed.find(a.version), vb = parsed.find(b.version);
+    if (va != parsed.end() && vb != parsed.end() && va->second != vb->second) return vb->second < va->second;
     return false;
   });
   return out;
