@@ -287,23 +287,38 @@ class JsonBuilder {
 
 }  // namespace
 
+// Line of a second document's "---" marker, or 0. A registry file is one document; a
+// second one would be silently ignored by YAML::Load.
+static int second_document_line(std::string_view text) {
+  bool content = false;
+  int line = 0;
+  std::size_t pos = 0;
+  while (pos <= text.size()) {
+    std::size_t nl = text.find('\n', pos);
+    if (nl == std::string_view::npos) nl = text.size();
+    std::string_view l = text.substr(pos, nl - pos);
+    ++line;
+    bool marker = l.substr(0, 3) == "---" && (l.size() == 3 || l[3] == ' ' || l[3] == '\t' || l[3] == '\r');
+    if (marker && content) return line;
+    std::size_t first = l.find_first_not_of(" \t\r");
+    if (marker || (first != std::string_view::npos && l[first] != '#' && l[first] != '%')) content = true;
+    pos = nl + 1;
+  }
+  return 0;
+}
+
 ParseResult parse_yaml(std::string_view text) {
   ParseResult r;
+  // YAML::Load, not LoadAll: yaml-cpp 0.7's LoadAll can loop forever on malformed input.
+  if (int line = second_document_line(text)) {
+    r.errors.push_back({line, "more than one YAML document in the file"});
+    return r;
+  }
   try {
-    std::vector<YAML::Node> docs = YAML::LoadAll(std::string(text));
-    if (docs.size() > 1) {
-      r.errors.push_back({1, "more than one YAML document in the file"});
-      return r;
-    }
+    YAML::Node doc = YAML::Load(std::string(text));
     YamlConverter conv(r.errors);
-    if (docs.empty()) {
-      Node n;
-      n.line = 1;
-      r.root = n;
-      return r;
-    }
-    r.root = conv.convert(docs[0], 0, 1);
-    if (!r.errors.empty() && !r.root) return r;
+    r.root = conv.convert(doc, 0, 1);
+    if (!r.errors.empty()) r.root.reset();
   } catch (const YAML::Exception& e) {
     r.root.reset();
     r.errors.push_back({e.mark.line >= 0 ? e.mark.line + 1 : 1, e.msg});

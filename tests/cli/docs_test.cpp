@@ -118,6 +118,21 @@ TEST_CASE("detect output on this host and on every fixture satisfies the schema"
   }
 }
 
+TEST_CASE("resolve output for every detect golden satisfies the plan schema") {
+  auto schema = nlohmann::json::parse(slurp(test::source_root() / "tools/schema/plan.v1.json"));
+  int n = 0;
+  for (const auto& c : fs::directory_iterator(test::source_root() / "tests/cli/detect")) {
+    auto golden = c.path() / "expected.stdout.json";
+    if (!fs::exists(golden) || fs::file_size(golden) < 10) continue;
+    CAPTURE(c.path().filename().string());
+    auto run = test::run_tool("cy-llm-resolve", {"--yes"}, slurp(golden));
+    if (run.exit_code != 0) continue;  // e.g. no engine for that host
+    CHECK(validate(schema, nlohmann::json::parse(run.out), "$") == "");
+    ++n;
+  }
+  CHECK(n >= 5);
+}
+
 TEST_CASE("on this machine detect reports the CPU with vendor cpu, fast") {
   auto t0 = std::chrono::steady_clock::now();
   auto run = test::run_tool("cy-llm-detect", {}, "", {"CUDA_VISIBLE_DEVICES="});
