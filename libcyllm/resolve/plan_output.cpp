@@ -132,9 +132,12 @@ std::string lock_path_for(const std::string& lock_path, const Plan& plan, const 
 
 std::string explain(const Plan& p) {
   std::ostringstream o;
-  o << "host: " << p.host.vendor << " " << p.host.device_name << "  cc/target: "
-    << p.host.compute_capability << "  driver: " << p.host.driver_version << "  python: "
-    << p.target.python_major << "." << p.target.python_minor << "\n\n";
+  o << "host: " << p.host.vendor;
+  if (!p.host.device_name.empty()) o << " " << p.host.device_name;
+  if (!p.host.compute_capability.empty()) o << " (" << p.host.compute_capability << ")";
+  if (!p.host.driver_version.empty()) o << ", driver " << p.host.driver_version;
+  o << "; target Python " << p.target.python_major << "." << p.target.python_minor << ", "
+    << p.target.architecture << "\n\n";
   char line[512];
   std::snprintf(line, sizeof line, "%-10s %-14s %-12s %-8s %s\n", "status", "engine", "version", "variant", "why");
   o << line;

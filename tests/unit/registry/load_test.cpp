@@ -363,6 +363,15 @@ TEST_CASE("hostile input never throws") {
   }
   CHECK_FALSE(load_registry_from_strings({{"a.yaml", "a: &x [1]\nb: *x\nc: !!binary zz\n"}}).ok());
   CHECK_FALSE(load_registry_from_strings({{"a.yaml", "schema_version: 1\nschema_version: 1\n"}}).ok());
+  // yaml-cpp's LoadAll looped forever on this (found by fuzzing); it must simply fail.
+  RootedFilesystem fs("");
+  auto hang = fs.read_file(fixture("loadall_hang.txt"));
+  REQUIRE(hang.ok());
+  CHECK_FALSE(load_registry_from_strings({{"h.yaml", *hang}}).ok());
+  auto two = load_registry_from_strings({{"two.yaml", "# c\nschema_version: 1\n---\nschema_version: 1\n"}});
+  REQUIRE_FALSE(two.ok());
+  CHECK(two.error().message() == "two.yaml:3: YAML: more than one YAML document in the file");
+  CHECK(load_registry_from_strings({{"one.yaml", "---\nschema_version: 1\n"}}).ok());
 }
 
 TEST_CASE("the JSON Schema covers the same top-level sections as the loader") {
