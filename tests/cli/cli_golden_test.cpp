@@ -50,7 +50,8 @@ void replace_all(std::string& s, const std::string& from, const std::string& to)
 
 const std::vector<std::string> kScrubbedEnv = {
     "CUDA_VISIBLE_DEVICES=", "HIP_VISIBLE_DEVICES=", "ROCR_VISIBLE_DEVICES=",
-    "ASCEND_RT_VISIBLE_DEVICES=", "CYLLM_FAKE_NVML_DATA=", "NO_COLOR="};
+    "ASCEND_RT_VISIBLE_DEVICES=", "CYLLM_FAKE_NVML_DATA=", "NO_COLOR=", "CYLLM_REGISTRY=",
+    "XDG_CONFIG_HOME=/nonexistent", "HOME=/nonexistent"};
 
 }  // namespace
 
