@@ -26,7 +26,8 @@ struct Node {
   std::string text;    // scalar text as written (bools: "true"/"false")
   int line = 0;        // 1-based
   std::vector<Node> items;                      // Seq
-  std::vector<std::pair<std::string, Node>> entries;  // Map, in document order
+  struct Entry;                                 // {first: key, second: value}
+  std::vector<Entry> entries;                   // Map, in document order
   std::vector<int> key_lines;                   // Map: line of each key
 
   bool is_scalar() const { return kind != Kind::Seq && kind != Kind::Map && kind != Kind::Null; }
@@ -34,6 +35,14 @@ struct Node {
 };
 
 // "a string", "a list", "a mapping", ...
+// A key/value pair of a map. Not std::pair: a pair of an incomplete Node cannot be a
+// member of Node itself (libc++ and clang reject it; vector of an incomplete class is fine).
+struct Node::Entry {
+  Entry(std::string key, Node value) : first(std::move(key)), second(std::move(value)) {}
+  std::string first;
+  Node second;
+};
+
 std::string_view kind_name(Node::Kind kind);
 
 struct SyntaxError {
