@@ -114,7 +114,7 @@ int main(int argc, char** argv) {
     app.add_option("--constraint", o.constraints, "Extra PEP 508 constraint, e.g. 'protobuf<6' (repeatable)");
     app.add_option("--python", o.python, "Target Python version of the environments (default 3.12)")
         ->option_text("3.X");
-    app.add_option("--glibc", glibc_minor, "Target glibc 2.N, for manylinux wheel checks (default: not checked)")
+    app.add_option("--glibc", glibc_minor, "Target glibc 2.N, for manylinux wheel checks (default: the profile's)")
         ->option_text("N")
         ->check(CLI::Range(5, 98));
     app.add_option("--model-params", params, "Model size in billions of parameters, to pick the preset")

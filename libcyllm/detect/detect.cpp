@@ -11,6 +11,7 @@ namespace cyllm::detect {
 HardwareProfile detect_hardware(const Context& ctx, const DetectOptions& options) {
   HardwareProfile p;
   p.cpu = detect_cpu(ctx, p.warnings);
+  p.os = detect_os(ctx, p.warnings);
   p.cgroup = detect_cgroup(ctx, p.warnings);
 
   // Effective resources: what a process here may really use.

@@ -142,6 +142,13 @@ nlohmann::ordered_json to_json(const HardwareProfile& p) {
         {"numa_nodes", p.cpu.numa_nodes},
         {"memory_total_bytes", p.cpu.memory_total_bytes},
         {"memory_available_bytes", p.cpu.memory_available_bytes}}},
+      {"os",
+       {{"name", str_or_null(p.os.name)},
+        {"id", str_or_null(p.os.id)},
+        {"version_id", str_or_null(p.os.version_id)},
+        {"kernel", str_or_null(p.os.kernel)},
+        {"libc", str_or_null(p.os.libc)},
+        {"libc_version", str_or_null(p.os.libc_version)}}},
       {"cgroup",
        {{"version", p.cgroup.version == 0 ? ojson(nullptr) : ojson(p.cgroup.version)},
         {"cpu_quota_cores", opt(p.cgroup.cpu_quota_cores)},
@@ -173,6 +180,9 @@ std::string to_text(const HardwareProfile& p) {
   o << "ram           " << gib(p.cpu.memory_total_bytes) << " total, "
     << gib(p.cpu.memory_available_bytes) << " available; effective "
     << gib(p.effective_memory_bytes) << "\n";
+  if (!p.os.name.empty() || !p.os.libc.empty())
+    o << "os            " << (p.os.name.empty() ? "unknown" : p.os.name)
+      << (p.os.libc.empty() ? "" : ", " + p.os.libc + " " + p.os.libc_version) << "\n";
   o << "isa           ";
   for (std::size_t i = 0; i < p.cpu.isa.size(); ++i) o << (i ? " " : "") << p.cpu.isa[i];
   o << "\n";
@@ -253,6 +263,15 @@ Result<HardwareProfile> profile_from_json(const nlohmann::json& doc) {
     p.cpu.numa_nodes = r.get<int>(c, "numa_nodes");
     p.cpu.memory_total_bytes = r.get<std::uint64_t>(c, "memory_total_bytes");
     p.cpu.memory_available_bytes = r.get<std::uint64_t>(c, "memory_available_bytes");
+  }
+  if (doc.contains("os")) {
+    const auto& o = doc.at("os");
+    p.os.name = r.get<std::string>(o, "name");
+    p.os.id = r.get<std::string>(o, "id");
+    p.os.version_id = r.get<std::string>(o, "version_id");
+    p.os.kernel = r.get<std::string>(o, "kernel");
+    p.os.libc = r.get<std::string>(o, "libc");
+    p.os.libc_version = r.get<std::string>(o, "libc_version");
   }
   if (doc.contains("cgroup")) {
     const auto& c = doc.at("cgroup");

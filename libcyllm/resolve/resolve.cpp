@@ -27,8 +27,16 @@ Result<wheel::TargetEnvironment> make_target(const detect::HardwareProfile& host
   t.python_major = 3;
   t.python_minor = static_cast<int>(*minor);
   t.architecture = host.cpu.architecture.empty() ? "x86_64" : host.cpu.architecture;
-  // Unknown glibc: accept every manylinux level rather than guess one.
-  t.glibc_minor = o.glibc_minor.value_or(99);
+  // The glibc of the target: --glibc, else the profile's; unknown accepts every manylinux
+  // level rather than guess one; musl accepts none.
+  t.glibc_minor = 99;
+  if (host.os.libc == "musl") t.glibc_major = 0;
+  if (host.os.libc == "glibc") {
+    auto v = util::split(host.os.libc_version, '.');
+    if (v.size() >= 2 && v[0] == "2")
+      if (auto m = util::parse_u64(v[1]); m && *m < 99) t.glibc_minor = static_cast<int>(*m);
+  }
+  if (o.glibc_minor) t.glibc_minor = *o.glibc_minor;
   return t;
 }
 

@@ -40,6 +40,16 @@ struct CpuInfo {
   std::uint64_t memory_available_bytes = 0;
 };
 
+// The operating system and C library: what decides which wheels (manylinux_2_N) install.
+struct OsInfo {
+  std::string name;          // PRETTY_NAME from /etc/os-release, "Debian GNU/Linux 12 (bookworm)"
+  std::string id;            // "debian", "ubuntu", "openEuler"
+  std::string version_id;    // "12", "22.04"
+  std::string kernel;        // /proc/sys/kernel/osrelease
+  std::string libc;          // "glibc", "musl" or "" when unknown
+  std::string libc_version;  // "2.36" for glibc; "" when unknown
+};
+
 struct CgroupLimits {
   int version = 0;                              // 0 = none found, 1 or 2
   std::optional<double> cpu_quota_cores;        // cpu.max / cfs_quota; nullopt = no limit
@@ -127,6 +137,7 @@ struct HardwareProfile {
   int device_count = 0;              // visible devices of the primary vendor
 
   CpuInfo cpu;
+  OsInfo os;
   CgroupLimits cgroup;
   int effective_cpus = 0;                      // min(logical, quota, cpuset)
   std::uint64_t effective_memory_bytes = 0;    // min(MemTotal, cgroup limit)
@@ -155,6 +166,9 @@ HardwareProfile detect_hardware(const Context& ctx, const DetectOptions& options
 // Individual probes (public for tests and for other programs linking libcyllm).
 CpuInfo detect_cpu(const Context& ctx, std::vector<Warning>& warnings);
 CgroupLimits detect_cgroup(const Context& ctx, std::vector<Warning>& warnings);
+// On the host: gnu_get_libc_version(); under a fixture root: the "release version X.Y"
+// banner inside lib*/libc.so.6, or musl's loader.
+OsInfo detect_os(const Context& ctx, std::vector<Warning>& warnings);
 std::optional<NvidiaInfo> detect_nvidia(const Context& ctx, const DetectOptions& options,
                                         std::vector<Warning>& warnings);
 std::optional<AmdInfo> detect_amd(const Context& ctx, const DetectOptions& options,
