@@ -83,12 +83,6 @@ class LoopbackServer {
   int port_ = 0;
 };
 
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
 
 }  // namespace
 
@@ -132,12 +126,12 @@ TEST_CASE("resolve -> lock -> pip install --no-index --require-hashes in fresh v
   auto run = test::run_tool("cy-llm-resolve",
                             {"--registry", (tmp.path() / "registry.yaml").string(), "--python", python,
                              "--lock", lock, "--yes"},
-                            slurp(test::source_root() / "tests/cli/detect/cpu-cgroup2/expected.stdout.json"));
+                            test::read_text(test::source_root() / "tests/cli/detect/cpu-cgroup2/expected.stdout.json"));
   REQUIRE_MESSAGE(run.exit_code == 0, run.err);
   CHECK(run.err.find("toyproto") != std::string::npos);  // the clash is explained
   REQUIRE(fs::exists(lock));
   REQUIRE(fs::exists(tmp.path() / "requirements.base.lock"));
-  CHECK(slurp(lock).find("--hash=sha256:" + proto6.sha256) != std::string::npos);
+  CHECK(test::read_text(lock).find("--hash=sha256:" + proto6.sha256) != std::string::npos);
 
   struct Env {
     std::string lock;
@@ -166,7 +160,7 @@ TEST_CASE("resolve -> lock -> pip install --no-index --require-hashes in fresh v
   }
 
   // A tampered hash in the lock makes pip refuse: the hashes are really checked.
-  std::string text = slurp(lock);
+  std::string text = test::read_text(lock);
   auto p = text.find(proto6.sha256);
   REQUIRE(p != std::string::npos);
   text[p] = text[p] == '0' ? '1' : '0';

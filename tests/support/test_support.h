@@ -38,6 +38,8 @@ class TempDir {
 // Copies a tree keeping permissions and symlinks.
 void copy_tree(const std::filesystem::path& from, const std::filesystem::path& to);
 void write_file(const std::filesystem::path& path, const std::string& content);
+// Whole file as bytes; "" when it cannot be read.
+std::string read_text(const std::filesystem::path& path);
 
 // Records log lines; handy to assert that something was (not) logged.
 class RecordingLogger final : public Logger {
@@ -61,6 +63,21 @@ class FixtureContext {
   PosixCommandRunner runner_;
   SystemClock clock_;
   RecordingLogger log_;
+  Context ctx_;
+};
+
+// A Context over this machine's real root ("/"), for tests that probe the host itself.
+class HostContext {
+ public:
+  HostContext() : fs_("/"), ctx_{fs_, runner_, clock_, log_, nullptr} {}
+  const Context& ctx() const { return ctx_; }
+  const RootedFilesystem& fs() const { return fs_; }
+
+ private:
+  RootedFilesystem fs_;
+  PosixCommandRunner runner_;
+  SystemClock clock_;
+  NullLogger log_;
   Context ctx_;
 };
 

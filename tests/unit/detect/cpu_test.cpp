@@ -119,11 +119,9 @@ TEST_CASE("detect_cpu on fixture roots") {
 }
 
 TEST_CASE("detect_cpu on this machine uses cpuid") {
-  RootedFilesystem fs("/");
-  PosixCommandRunner runner;
-  SystemClock clock;
-  NullLogger log;
-  Context ctx{fs, runner, clock, log, nullptr};
+  test::HostContext host;
+  const Context& ctx = host.ctx();
+  const RootedFilesystem& fs = host.fs();
   std::vector<Warning> w;
   CpuInfo c = detect_cpu(ctx, w);
   CHECK(c.logical_cores >= 1);

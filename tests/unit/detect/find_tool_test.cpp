@@ -21,11 +21,8 @@ TEST_CASE("find_tool looks only under the fixture root") {
 }
 
 TEST_CASE("find_tool on the host follows PATH, skipping relative entries") {
-  RootedFilesystem fs("/");
-  PosixCommandRunner runner;
-  SystemClock clock;
-  NullLogger log;
-  Context ctx{fs, runner, clock, log, nullptr};
+  test::HostContext host;
+  const Context& ctx = host.ctx();
   DetectOptions o;
   o.path = {".", "/bin"};
   CHECK(find_tool(ctx, o, "sh") == std::string("/bin/sh"));

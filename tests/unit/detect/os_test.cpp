@@ -47,11 +47,8 @@ TEST_CASE("musl, a libc without a banner, and nothing at all") {
 }
 
 TEST_CASE("the host's glibc comes from the running C library") {
-  RootedFilesystem fs("/");
-  PosixCommandRunner runner;
-  SystemClock clock;
-  NullLogger log;
-  Context ctx{fs, runner, clock, log, nullptr};
+  test::HostContext host;
+  const Context& ctx = host.ctx();
   std::vector<Warning> w;
   OsInfo os = detect_os(ctx, w);
   CHECK(os.libc == "glibc");

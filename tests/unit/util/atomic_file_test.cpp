@@ -13,21 +13,15 @@ using namespace cyllm;
 namespace fs = std::filesystem;
 
 namespace {
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
 }  // namespace
 
 TEST_CASE("write_file_atomic creates, replaces and leaves no temporary behind") {
   test::TempDir dir;
   const std::string path = (dir.path() / "requirements.lock").string();
   REQUIRE(write_file_atomic(path, "one\n").ok());
-  CHECK(slurp(path) == "one\n");
+  CHECK(test::read_text(path) == "one\n");
   REQUIRE(write_file_atomic(path, "two\n", 0600).ok());
-  CHECK(slurp(path) == "two\n");
+  CHECK(test::read_text(path) == "two\n");
   int files = 0;
   for (const auto& e : fs::directory_iterator(dir.path())) {
     (void)e;
