@@ -5,6 +5,8 @@
 // ""; lists are always present (possibly empty). Adding keys is compatible; renaming or
 // removing one needs cy-llm.detect/v2.
 #include <cstdio>
+#include <limits>
+#include <type_traits>
 #include <sstream>
 
 #include "cyllm/detect.h"
@@ -98,11 +100,37 @@ struct Reader {
   template <class T>
   T get(const nlohmann::json& obj, const char* key, T fallback = T{}) {
     if (!obj.is_object() || !obj.contains(key) || obj.at(key).is_null()) return fallback;
-    try {
-      return obj.at(key).get<T>();
-    } catch (const nlohmann::json::exception&) {
-      if (error.empty()) error = std::string("key \"") + key + "\" has the wrong type";
+    const nlohmann::json& v = obj.at(key);
+    auto wrong = [&](const char* what) {
+      if (error.empty()) error = std::string("key \"") + key + "\" " + what;
       return fallback;
+    };
+    // Numbers are checked by hand: nlohmann converts a float such as 8.5e34 to an integer
+    // type without a range check (undefined behaviour; found by fuzz_profile_json).
+    if constexpr (std::is_same_v<T, bool>) {
+      return v.is_boolean() ? v.get<bool>() : wrong("has the wrong type");
+    } else if constexpr (std::is_integral_v<T>) {
+      if (v.is_number_unsigned()) {
+        auto u = v.get<std::uint64_t>();
+        if (u > static_cast<std::uint64_t>(std::numeric_limits<T>::max())) return wrong("is out of range");
+        return static_cast<T>(u);
+      }
+      if (v.is_number_integer()) {
+        auto i = v.get<std::int64_t>();
+        if (i < static_cast<std::int64_t>(std::numeric_limits<T>::min()) ||
+            (i > 0 && static_cast<std::uint64_t>(i) > static_cast<std::uint64_t>(std::numeric_limits<T>::max())))
+          return wrong("is out of range");
+        return static_cast<T>(i);
+      }
+      return wrong("has the wrong type");
+    } else if constexpr (std::is_floating_point_v<T>) {
+      return v.is_number() ? v.get<T>() : wrong("has the wrong type");
+    } else {
+      try {
+        return v.get<T>();
+      } catch (const nlohmann::json::exception&) {
+        return wrong("has the wrong type");
+      }
     }
   }
   template <class T>

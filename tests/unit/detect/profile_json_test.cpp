@@ -71,6 +71,16 @@ TEST_CASE("profile_from_json checks the schema and types") {
   auto type = profile_from_json(
       nlohmann::json::parse(R"({"schema":"cy-llm.detect/v1","vram_total_bytes":"lots"})"));
   CHECK(type.error().message() == "hardware profile: key \"vram_total_bytes\" has the wrong type");
+  // Found by fuzz_profile_json: a float far outside the integer's range, and negatives.
+  auto huge = profile_from_json(
+      nlohmann::json::parse(R"({"schema":"cy-llm.detect/v1","vram_total_bytes":8.502e34})"));
+  CHECK(huge.error().message() == "hardware profile: key \"vram_total_bytes\" has the wrong type");
+  auto negative = profile_from_json(
+      nlohmann::json::parse(R"({"schema":"cy-llm.detect/v1","vram_total_bytes":-1})"));
+  CHECK(negative.error().message() == "hardware profile: key \"vram_total_bytes\" is out of range");
+  auto big_int = profile_from_json(
+      nlohmann::json::parse(R"({"schema":"cy-llm.detect/v1","device_count":4294967296})"));
+  CHECK(big_int.error().message() == "hardware profile: key \"device_count\" is out of range");
 }
 
 TEST_CASE("to_text shows the devices and warnings") {
