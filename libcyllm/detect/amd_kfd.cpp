@@ -36,6 +36,15 @@ Result<void> get(const Properties& props, std::string_view source, std::string_v
   return {};
 }
 
+// The same for 32-bit fields; `max` must fit in 32 bits.
+Result<void> get(const Properties& props, std::string_view source, std::string_view key,
+                 bool required, std::uint64_t max, std::uint32_t& out) {
+  std::uint64_t v = out;
+  CYLLM_TRY_VOID(get(props, source, key, required, max, v));
+  out = static_cast<std::uint32_t>(v);
+  return {};
+}
+
 }  // namespace
 
 Result<Properties> parse_properties(std::string_view text, std::string_view source) {
@@ -75,27 +84,16 @@ Result<Properties> parse_properties(std::string_view text, std::string_view sour
 Result<Node> parse_node(const Properties& props, std::string_view source) {
   constexpr std::uint64_t kU16 = 0xffff, kU32 = 0xffffffff, kAny = ~std::uint64_t{0};
   Node n;
-  std::uint64_t v = 0;
   CYLLM_TRY_VOID(get(props, source, "simd_count", true, 1u << 20, n.simd_count));
   const bool gpu = n.is_gpu();
   CYLLM_TRY_VOID(get(props, source, "simd_per_cu", gpu, 1u << 20, n.simd_per_cu));
   CYLLM_TRY_VOID(get(props, source, "gfx_target_version", false, kAny,
                      n.gfx_target_version));
-  v = 0;
-  CYLLM_TRY_VOID(get(props, source, "vendor_id", false, kU16, v));
-  n.vendor_id = static_cast<std::uint32_t>(v);
-  v = 0;
-  CYLLM_TRY_VOID(get(props, source, "device_id", gpu, kU16, v));
-  n.device_id = static_cast<std::uint32_t>(v);
-  v = 0;
-  CYLLM_TRY_VOID(get(props, source, "location_id", gpu, kU16, v));
-  n.location_id = static_cast<std::uint32_t>(v);
-  v = 0;
-  CYLLM_TRY_VOID(get(props, source, "domain", false, kU32, v));
-  n.domain = static_cast<std::uint32_t>(v);
-  v = 0;
-  CYLLM_TRY_VOID(get(props, source, "drm_render_minor", false, 1u << 20, v));
-  n.drm_render_minor = static_cast<std::uint32_t>(v);
+  CYLLM_TRY_VOID(get(props, source, "vendor_id", false, kU16, n.vendor_id));
+  CYLLM_TRY_VOID(get(props, source, "device_id", gpu, kU16, n.device_id));
+  CYLLM_TRY_VOID(get(props, source, "location_id", gpu, kU16, n.location_id));
+  CYLLM_TRY_VOID(get(props, source, "domain", false, kU32, n.domain));
+  CYLLM_TRY_VOID(get(props, source, "drm_render_minor", false, 1u << 20, n.drm_render_minor));
   CYLLM_TRY_VOID(get(props, source, "local_mem_size", false, kAny, n.local_mem_size));
   if (auto it = props.find("unique_id"); it != props.end() && it->second != 0)
     n.unique_id = it->second;
