@@ -4,6 +4,7 @@
 
 #include "cyllm/detect.h"
 #include "detect/warnings.h"
+#include "detect/os.h"
 #include "util/strings.h"
 
 namespace cyllm::detect {
@@ -31,19 +32,30 @@ std::string glibc_banner_version(std::string_view bytes) {
 
 }  // namespace
 
+OsRelease parse_os_release(std::string_view text) {
+  OsRelease r;
+  for (auto line : util::split_lines(text)) {
+    auto eq = line.find('=');
+    if (eq == std::string_view::npos || util::trim(line).empty() || line.front() == '#') continue;
+    auto key = util::trim(line.substr(0, eq));
+    if (key == "PRETTY_NAME") r.name = unquote(line.substr(eq + 1));
+    else if (key == "ID") r.id = unquote(line.substr(eq + 1));
+    else if (key == "VERSION_ID") r.version_id = unquote(line.substr(eq + 1));
+  }
+  return r;
+}
+
+std::string parse_glibc_banner(std::string_view bytes) { return glibc_banner_version(bytes); }
+
 OsInfo detect_os(const Context& ctx, std::vector<Warning>& warnings) {
   OsInfo os;
   auto rel = ctx.fs.read_file("/etc/os-release");
   if (!rel) rel = ctx.fs.read_file("/usr/lib/os-release");
   if (rel) {
-    for (auto line : util::split_lines(*rel)) {
-      auto eq = line.find('=');
-      if (eq == std::string_view::npos || util::trim(line).empty() || line.front() == '#') continue;
-      auto key = util::trim(line.substr(0, eq));
-      if (key == "PRETTY_NAME") os.name = unquote(line.substr(eq + 1));
-      else if (key == "ID") os.id = unquote(line.substr(eq + 1));
-      else if (key == "VERSION_ID") os.version_id = unquote(line.substr(eq + 1));
-    }
+    OsRelease r = parse_os_release(*rel);
+    os.name = std::move(r.name);
+    os.id = std::move(r.id);
+    os.version_id = std::move(r.version_id);
   }
   if (auto k = ctx.fs.read_file("/proc/sys/kernel/osrelease")) os.kernel = std::string(util::trim(*k));
 
@@ -66,7 +78,7 @@ OsInfo detect_os(const Context& ctx, std::vector<Warning>& warnings) {
     auto bytes = ctx.fs.read_file(path, 16u << 20);
     if (!bytes) continue;
     os.libc = "glibc";
-    os.libc_version = glibc_banner_version(*bytes);
+    os.libc_version = parse_glibc_banner(*bytes);
     if (os.libc_version.empty())
       add_warning(warnings, Errc::BadSysfs,
                   std::string("no glibc version banner in ") + path + "; manylinux compatibility unknown");

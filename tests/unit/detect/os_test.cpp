@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include "cyllm/detect.h"
+#include "detect/os.h"
 #include "test_support.h"
 
 using namespace cyllm;
@@ -53,4 +54,16 @@ TEST_CASE("the host's glibc comes from the running C library") {
   OsInfo os = detect_os(ctx, w);
   CHECK(os.libc == "glibc");
   CHECK(os.libc_version.rfind("2.", 0) == 0);
+}
+
+TEST_CASE("os-release and glibc banner parsers") {
+  auto r = parse_os_release("# comment\nNAME=\"Ubuntu\"\nID=ubuntu\nVERSION_ID=\"22.04\"\n"
+                            "PRETTY_NAME='Ubuntu 22.04.4 LTS'\nbroken line\n=novalue\n");
+  CHECK(r.name == "Ubuntu 22.04.4 LTS");
+  CHECK(r.id == "ubuntu");
+  CHECK(r.version_id == "22.04");
+  CHECK(parse_glibc_banner("..GNU C Library (Debian GLIBC 2.36-9) stable release version 2.36.\n") == "2.36");
+  CHECK(parse_glibc_banner("release version 2.39") == "2.39");
+  CHECK(parse_glibc_banner("no banner here").empty());
+  CHECK(parse_glibc_banner("release version 1234567890123456789012").size() <= 16);
 }
