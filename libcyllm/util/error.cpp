@@ -37,6 +37,37 @@ std::string_view errc_id(Errc code) {
     case Errc::RegistrySchemaVersion: return "registry.schema_version";
     case Errc::NoCandidate: return "resolve.no_candidate";
     case Errc::Conflict: return "resolve.conflict";
+    case Errc::BadSource: return "fetch.bad_source";
+    case Errc::Network: return "fetch.network";
+    case Errc::TlsVerify: return "fetch.tls_verify";
+    case Errc::HttpStatus: return "fetch.http_status";
+    case Errc::HashMismatch: return "fetch.hash_mismatch";
+    case Errc::SizeMismatch: return "fetch.size_mismatch";
+    case Errc::OfflineMiss: return "fetch.offline_miss";
+    case Errc::HubAuth: return "fetch.hub_auth";
+    case Errc::HubNotFound: return "fetch.hub_not_found";
+    case Errc::DiskFull: return "fetch.disk_full";
+    case Errc::BadWheel: return "fetch.bad_wheel";
+    case Errc::WheelTagMismatch: return "fetch.wheel_tag_mismatch";
+    case Errc::InstallFailed: return "fetch.install_failed";
+    case Errc::GgufBadMagic: return "gguf.bad_magic";
+    case Errc::GgufBadVersion: return "gguf.unsupported_version";
+    case Errc::GgufTruncated: return "gguf.truncated";
+    case Errc::GgufBadMetadata: return "gguf.bad_metadata";
+    case Errc::GgufMissingKey: return "gguf.missing_key";
+    case Errc::GgufBadTensor: return "gguf.bad_tensor";
+    case Errc::GgufBadTensorOffset: return "gguf.bad_tensor_offset";
+    case Errc::GgufUnsupportedType: return "gguf.unsupported_type";
+    case Errc::BadVocab: return "tokenizer.bad_vocab";
+    case Errc::UnsupportedArch: return "model.unsupported_architecture";
+    case Errc::BadModel: return "model.bad_model";
+    case Errc::InvalidRequest: return "engine.invalid_request";
+    case Errc::ModelLoadFailed: return "engine.model_load_failed";
+    case Errc::OutOfMemory: return "engine.out_of_memory";
+    case Errc::EngineCancelled: return "engine.cancelled";
+    case Errc::DeadlineExceeded: return "engine.deadline_exceeded";
+    case Errc::EngineUnavailable: return "engine.unavailable";
+    case Errc::EngineInternal: return "engine.internal";
   }
   return "util.internal";
 }
@@ -46,6 +77,8 @@ ExitCode exit_code_for(Errc code) {
     case Errc::Usage: return ExitCode::Usage;
     case Errc::Internal: return ExitCode::Internal;
     case Errc::Cancelled: return ExitCode::Interrupted;
+    case Errc::EngineCancelled: return ExitCode::Interrupted;
+    case Errc::EngineInternal: return ExitCode::Internal;
     default: return ExitCode::Failed;
   }
 }

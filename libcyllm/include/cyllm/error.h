@@ -57,8 +57,43 @@ enum class Errc {
   // resolution
   NoCandidate,       // resolve.no_candidate: no engine/version runs on this host
   Conflict,          // resolve.conflict: requirements that cannot all hold
+  // fetch
+  BadSource,         // fetch.bad_source: a URL, hf:// source or lock line we cannot use
+  Network,           // fetch.network: connection, DNS or transfer failure (after retries)
+  TlsVerify,         // fetch.tls_verify: the server certificate could not be verified
+  HttpStatus,        // fetch.http_status: the server answered with an error status
+  HashMismatch,      // fetch.hash_mismatch: the bytes do not have the expected SHA-256
+  SizeMismatch,      // fetch.size_mismatch: the bytes do not have the expected length
+  OfflineMiss,       // fetch.offline_miss: --offline and the artifact is not in the cache
+  HubAuth,           // fetch.hub_auth: Hugging Face says 401/403 (gated or private repo)
+  HubNotFound,       // fetch.hub_not_found: Hugging Face repo, revision or file not found
+  DiskFull,          // fetch.disk_full: no space left while writing
+  BadWheel,          // fetch.bad_wheel: unsafe paths, RECORD mismatch or bad METADATA
+  WheelTagMismatch,  // fetch.wheel_tag_mismatch: a wheel's tags do not fit the target
+  InstallFailed,     // fetch.install_failed: venv creation or pip install failed
+  // gguf
+  GgufBadMagic,      // gguf.bad_magic: the file is not GGUF
+  GgufBadVersion,    // gguf.unsupported_version: a GGUF version other than 2 or 3
+  GgufTruncated,     // gguf.truncated: the file ends before its header/metadata does
+  GgufBadMetadata,   // gguf.bad_metadata: a key/value that is malformed or of a wrong type
+  GgufMissingKey,    // gguf.missing_key: a required metadata key is absent
+  GgufBadTensor,     // gguf.bad_tensor: tensor name, dims or type invalid
+  GgufBadTensorOffset,  // gguf.bad_tensor_offset: tensor data outside the file or misaligned
+  GgufUnsupportedType,  // gguf.unsupported_type: a tensor type this engine cannot compute
+  // tokenizer
+  BadVocab,          // tokenizer.bad_vocab: vocabulary metadata inconsistent or unsupported
+  // model / engine (the EngineError hierarchy)
+  UnsupportedArch,   // model.unsupported_architecture: general.architecture not supported
+  BadModel,          // model.bad_model: a tensor missing or of the wrong shape for the arch
+  InvalidRequest,    // engine.invalid_request: bad prompt or sampling parameters
+  ModelLoadFailed,   // engine.model_load_failed: the model could not be loaded
+  OutOfMemory,       // engine.out_of_memory: an allocation failed; caches were released
+  EngineCancelled,   // engine.cancelled: the request was stopped by its caller
+  DeadlineExceeded,  // engine.deadline_exceeded: the request ran past its deadline
+  EngineUnavailable, // engine.unavailable: no model loaded, or the engine process died
+  EngineInternal,    // engine.internal: a bug inside an engine
 };
-inline constexpr Errc kLastErrc = Errc::Conflict;
+inline constexpr Errc kLastErrc = Errc::EngineInternal;
 
 // Which of the shared exit codes a failure maps to (0 ok is not an error).
 enum class ExitCode : int { Ok = 0, Failed = 1, Usage = 2, Internal = 3, Interrupted = 130 };
