@@ -157,7 +157,7 @@ nlohmann::ordered_json inspect_json(const File& file);
 
 // Dequantizes n elements (a multiple of the block size) of type t from src into dst.
 // Reference (scalar) implementation; defines the numbers every fast kernel must match.
-// Covers every computable type plus Q8_1 and Q8_K; Q2_K/Q3_K abort (check `computable`).
+// Covers every known type (Q2_K, Q3_K, Q8_1 and Q8_K too, though not `computable`).
 void dequantize_row(TensorType t, const void* src, float* dst, std::int64_t n);
 // Quantizes n floats into type t (used by the writer for test and bench models). Simple
 // round-to-nearest quantizers: correct but not the error-minimising search llama.cpp uses.
