@@ -20,10 +20,6 @@ using cyllm::test::TinySpec;
 
 namespace {
 
-struct Loaded {
-  std::shared_ptr<const Model> model;
-};
-
 std::shared_ptr<const Model> load_tiny(const cyllm::test::TempDir& dir, const TinySpec& spec,
                                        const std::string& name) {
   const std::string path = (dir.path() / (name + ".gguf")).string();
