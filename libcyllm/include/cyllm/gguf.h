@@ -72,7 +72,7 @@ class Value {
   ValueType elem_type() const { return elem_type_; }
   std::uint64_t size() const { return count_; }  // array length; 0 for scalars
   std::string_view string_at(std::uint64_t i) const;   // elem_type String
-  std::int64_t int_at(std::uint64_t i) const;          // any integer elem_type
+  std::int64_t int_at(std::uint64_t i) const;          // any integer elem_type; Bool as 0/1
   double float_at(std::uint64_t i) const;              // F32/F64 (and integers)
 
  private:
@@ -181,7 +181,8 @@ class Writer {
   // type quantize_row supports). ne[0] must be a multiple of the type's block size.
   void add_tensor(std::string name, std::vector<std::uint64_t> ne, TensorType type,
                   std::span<const float> values);
-  // Adds a tensor from already-encoded bytes.
+  // Adds a tensor from already-encoded bytes. Nothing is checked (tests use it to build
+  // corrupt files): the bytes are written as given and the next offset follows them.
   void add_tensor_raw(std::string name, std::vector<std::uint64_t> ne, TensorType type,
                       std::vector<std::byte> bytes);
   std::vector<std::byte> bytes() const;
@@ -191,8 +192,8 @@ class Writer {
   struct Entry;
   struct Tensor;
   std::uint64_t alignment_;
-  std::vector<std::shared_ptr<Entry>> kv_;
-  std::vector<Tensor> tensors_;
+  std::vector<std::shared_ptr<const Entry>> kv_;        // in insertion order
+  std::vector<std::shared_ptr<const Tensor>> tensors_;  // (shared_ptr: Tensor stays incomplete here)
 };
 
 }  // namespace cyllm::gguf
