@@ -1,0 +1,112 @@
+#include "model/weights.h"
+
+#include <new>
+#include <string>
+
+namespace cyllm::model {
+namespace {
+
+using Shape = std::vector<std::uint64_t>;
+
+std::string shape_text(const Shape& s) {
+  std::string r = "[";
+  for (std::size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
+  return r + "]";
+}
+
+class Binder {
+ public:
+  Binder(const gguf::File& file, const HParams& hp) : file_(file), hp_(hp) {}
+
+  // The tensor `name` of shape `shape`; nullptr (no error) when optional and absent.
+  Result<const gguf::TensorInfo*> find(const std::string& name, const Shape& shape, bool required) {
+    const gguf::TensorInfo* t = file_.tensor(name);
+    if (!t) {
+      if (!required) return static_cast<const gguf::TensorInfo*>(nullptr);
+      return Error(Errc::BadModel, "tensor \"" + name + "\" is missing (" + hp_.arch_name +
+                                       " needs it, shape " + shape_text(shape) + ")");
+    }
+    if (t->ne != shape)
+      return Error(Errc::BadModel, "tensor \"" + name + "\" has shape " + shape_text(t->ne) + " but " +
+                                       hp_.arch_name + " needs " + shape_text(shape));
+    const gguf::TypeTraits* tr = gguf::type_traits(static_cast<std::uint32_t>(t->type));
+    if (!tr || !tr->computable)
+      return Error(Errc::GgufUnsupportedType,
+                   "tensor \"" + name + "\" has type " + (tr ? std::string(tr->name) : std::to_string(static_cast<std::uint32_t>(t->type))) +
+                       ", which this engine cannot compute");
+    if (shape[0] % tr->block_elems != 0)
+      return Error(Errc::BadModel, "tensor \"" + name + "\" rows of " + std::to_string(shape[0]) +
+                                       " elements are not a whole number of " + std::string(tr->name) + " blocks");
+    return t;
+  }
+
+  Result<WeightMatrix> matrix(const std::string& name, std::uint64_t n_in, std::uint64_t n_out,
+                              bool required = true) {
+    const gguf::TensorInfo* t = CYLLM_TRY(find(name, {n_in, n_out}, required));
+    WeightMatrix m;
+    if (!t) return m;
+    m.type = t->type;
+    m.n_cols = n_in;
+    m.n_rows = n_out;
+    m.row_bytes = gguf::row_bytes(t->type, n_in);
+    m.data = t->data;
+    return m;
+  }
+
+  // A 1-D tensor dequantized to f32; empty when optional and absent.
+  Result<std::vector<float>> vector(const std::string& name, std::uint64_t n, bool required = true) {
+    const gguf::TensorInfo* t = CYLLM_TRY(find(name, {n}, required));
+    std::vector<float> v;
+    if (!t) return v;
+    v.resize(n);
+    gguf::dequantize_row(t->type, t->data, v.data(), static_cast<std::int64_t>(n));
+    return v;
+  }
+
+ private:
+  const gguf::File& file_;
+  const HParams& hp_;
+};
+
+}  // namespace
+
+Result<Weights> bind_weights(const gguf::File& file, const HParams& hp) try {
+  Binder b(file, hp);
+  const std::uint64_t n_embd = hp.n_embd, n_vocab = hp.n_vocab, n_ff = hp.n_ff;
+  const std::uint64_t q_dim = std::uint64_t{hp.n_head} * hp.head_dim;
+  const std::uint64_t kv_dim = std::uint64_t{hp.n_head_kv} * hp.head_dim;
+  const bool qwen2 = hp.arch == Arch::Qwen2, qwen3 = hp.arch == Arch::Qwen3;
+
+  Weights w;
+  w.token_embd = CYLLM_TRY(b.matrix("token_embd.weight", n_embd, n_vocab));
+  w.output_norm = CYLLM_TRY(b.vector("output_norm.weight", n_embd));
+  w.output = hp.tied_embeddings ? w.token_embd : CYLLM_TRY(b.matrix("output.weight", n_embd, n_vocab));
+  w.rope_freqs = CYLLM_TRY(b.vector("rope_freqs.weight", hp.n_rot / 2, false));
+  w.layers.resize(hp.n_layer);
+  for (std::uint32_t il = 0; il < hp.n_layer; ++il) {
+    const std::string p = "blk." + std::to_string(il) + ".";
+    LayerWeights& l = w.layers[il];
+    l.attn_norm = CYLLM_TRY(b.vector(p + "attn_norm.weight", n_embd));
+    l.wq = CYLLM_TRY(b.matrix(p + "attn_q.weight", n_embd, q_dim));
+    l.wk = CYLLM_TRY(b.matrix(p + "attn_k.weight", n_embd, kv_dim));
+    l.wv = CYLLM_TRY(b.matrix(p + "attn_v.weight", n_embd, kv_dim));
+    l.wo = CYLLM_TRY(b.matrix(p + "attn_output.weight", q_dim, n_embd));
+    // QKV biases: required by qwen2, accepted when present for the others.
+    l.bq = CYLLM_TRY(b.vector(p + "attn_q.bias", q_dim, qwen2));
+    l.bk = CYLLM_TRY(b.vector(p + "attn_k.bias", kv_dim, qwen2));
+    l.bv = CYLLM_TRY(b.vector(p + "attn_v.bias", kv_dim, qwen2));
+    if (qwen3) {
+      l.q_norm = CYLLM_TRY(b.vector(p + "attn_q_norm.weight", hp.head_dim));
+      l.k_norm = CYLLM_TRY(b.vector(p + "attn_k_norm.weight", hp.head_dim));
+    }
+    l.ffn_norm = CYLLM_TRY(b.vector(p + "ffn_norm.weight", n_embd));
+    l.w_gate = CYLLM_TRY(b.matrix(p + "ffn_gate.weight", n_embd, n_ff));
+    l.w_up = CYLLM_TRY(b.matrix(p + "ffn_up.weight", n_embd, n_ff));
+    l.w_down = CYLLM_TRY(b.matrix(p + "ffn_down.weight", n_ff, n_embd));
+  }
+  return w;
+} catch (const std::bad_alloc&) {
+  return Error(Errc::OutOfMemory, "out of memory while binding the weights");
+}
+
+}  // namespace cyllm::model
