@@ -26,12 +26,34 @@ namespace cyllm::tokenizer {
 using TokenId = std::int32_t;
 inline constexpr TokenId kNoToken = -1;
 
+// tokenizer.ggml.token_type values.
+enum class TokenType : std::int32_t {
+  Undefined = 0, Normal = 1, Unknown = 2, Control = 3, UserDefined = 4, Unused = 5, Byte = 6,
+};
+
+// A vocabulary as plain data: what load() reads from the file's tokenizer.ggml.* keys.
+// Tests and fuzzers build these in memory and pass them to Tokenizer::from_vocab.
+struct VocabData {
+  std::string model;                      // "llama" or "gpt2"
+  std::string pre;                        // gpt2: "llama-bpe", "qwen2", "gpt-2", "default"
+  std::vector<std::string> tokens;        // id -> text
+  std::vector<float> scores;              // llama: merge priority; empty = all 0
+  std::vector<std::int32_t> token_types;  // TokenType values; empty = all Normal
+  std::vector<std::string> merges;        // gpt2: "left right", rank = index
+  TokenId bos = kNoToken, eos = kNoToken, eot = kNoToken, eom = kNoToken;
+  TokenId pad = kNoToken, unk = kNoToken;
+  std::optional<bool> add_bos;            // default: true for llama, false for gpt2
+  std::optional<bool> add_space_prefix;   // default: true for llama, false for gpt2
+};
+
 // Immutable after load; safe to share between threads.
 class Tokenizer {
  public:
   // Reads tokenizer.ggml.{model,pre,tokens,scores,token_type,merges,*_token_id,add_*_token}.
   // BadVocab naming the key when something is missing or inconsistent.
   static Result<Tokenizer> load(const gguf::File& file);
+  // Builds from plain data; BadVocab (naming the field) when it is inconsistent.
+  static Result<Tokenizer> from_vocab(VocabData vocab);
 
   Tokenizer(Tokenizer&&) noexcept;
   Tokenizer& operator=(Tokenizer&&) noexcept;
@@ -60,6 +82,7 @@ class Tokenizer {
   std::string_view pre_name() const;    // pre-tokenizer name, "" for llama
 
  private:
+  friend class StreamDecoder;
   struct Impl;
   std::unique_ptr<Impl> impl_;
   explicit Tokenizer(std::unique_ptr<Impl> impl);

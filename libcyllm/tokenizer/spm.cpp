@@ -1,0 +1,91 @@
+// SentencePiece-style BPE ("llama" vocabularies). The text (spaces already replaced by
+// U+2581) starts as one symbol per character; the adjacent pair whose concatenation is
+// the highest-scoring token merges first (ties: leftmost), until no adjacent pair forms
+// a token. A final symbol that is not a token becomes its bytes' <0xXX> tokens.
+#include <queue>
+
+#include "tokenizer/unicode.h"
+#include "tokenizer/vocab.h"
+
+namespace cyllm::tokenizer {
+namespace {
+
+struct Symbol {
+  std::uint32_t start;  // byte offset in the text
+  std::uint32_t size_bytes;  // 0 once merged into its left neighbour
+  std::int32_t prev;
+  std::int32_t next;
+};
+
+struct Bigram {
+  float score;
+  std::int32_t left;
+  std::int32_t right;
+  std::uint32_t size_bytes;
+};
+
+struct BigramOrder {
+  // priority_queue pops the largest: highest score, then the leftmost.
+  bool operator()(const Bigram& a, const Bigram& b) const {
+    return a.score < b.score || (a.score == b.score && a.left > b.left);
+  }
+};
+
+}  // namespace
+
+void Vocab::encode_spm(std::string_view text, std::vector<TokenId>& out) const {
+  std::vector<Symbol> sym;
+  sym.reserve(text.size());
+  for (std::size_t i = 0; i < text.size();) {
+    std::uint32_t len = unicode::decode(text, i).len;
+    auto idx = static_cast<std::int32_t>(sym.size());
+    sym.push_back({static_cast<std::uint32_t>(i), len, idx - 1, idx + 1});
+    i += len;
+  }
+  if (sym.empty()) return;
+  sym.back().next = -1;
+
+  std::priority_queue<Bigram, std::vector<Bigram>, BigramOrder> queue;
+  auto try_add = [&](std::int32_t left, std::int32_t right) {
+    if (left < 0 || right < 0) return;
+    const std::uint32_t size = sym[left].size_bytes + sym[right].size_bytes;
+    auto it = by_text.find(text.substr(sym[left].start, size));
+    if (it == by_text.end()) return;
+    queue.push({score[it->second], left, right, size});
+  };
+  for (std::size_t i = 1; i < sym.size(); ++i) {
+    try_add(static_cast<std::int32_t>(i - 1), static_cast<std::int32_t>(i));
+  }
+  while (!queue.empty()) {
+    Bigram b = queue.top();
+    queue.pop();
+    Symbol& l = sym[b.left];
+    Symbol& r = sym[b.right];
+    // Stale: one side already merged elsewhere.
+    if (l.size_bytes == 0 || r.size_bytes == 0 || l.next != b.right ||
+        l.size_bytes + r.size_bytes != b.size_bytes) {
+      continue;
+    }
+    l.size_bytes += r.size_bytes;
+    r.size_bytes = 0;
+    l.next = r.next;
+    if (r.next >= 0) sym[r.next].prev = b.left;
+    try_add(l.prev, b.left);
+    try_add(b.left, l.next);
+  }
+
+  for (std::int32_t i = 0; i >= 0; i = sym[i].next) {
+    std::string_view piece = text.substr(sym[i].start, sym[i].size_bytes);
+    if (auto it = by_text.find(piece); it != by_text.end()) {
+      out.push_back(it->second);
+      continue;
+    }
+    for (char c : piece) {
+      TokenId t = byte_token[static_cast<unsigned char>(c)];
+      if (t == kNoToken) t = unk;
+      if (t != kNoToken) out.push_back(t);
+    }
+  }
+}
+
+}  // namespace cyllm::tokenizer
