@@ -120,10 +120,12 @@ int main(int argc, char** argv) {
 
     env.install_signal_handlers();  // Ctrl-C now stops generation, keeping what was printed
     const bool stream = common.format == cli::OutputFormat::Text;
+    bool stdout_failed = false;
     auto sink = [&](std::string_view text, engine::TokenId) {
       if (!stream) return true;
       std::fwrite(text.data(), 1, text.size(), stdout);
-      return std::fflush(stdout) == 0;  // a closed pipe stops generation
+      stdout_failed = std::fflush(stdout) != 0;  // a closed pipe stops generation
+      return !stdout_failed;
     };
     auto done = (*eng)->stream_predict(req, sink, env.cancel_flag());
     if (!done) {
@@ -131,6 +133,7 @@ int main(int argc, char** argv) {
       return env.fail(done.error());
     }
     const engine::Completion& c = *done;
+    if (stdout_failed) return env.fail(Error(Errc::Io, "writing the generated text to stdout failed"));
     if (stream) {
       std::fputc('\n', stdout);
       std::fflush(stdout);
