@@ -1,9 +1,8 @@
 // inspect_json: the metadata and tensor table of a File as a JSON document
 // (schema "cy-llm.inspect/v1"). Strings are made valid UTF-8 (invalid bytes become
 // U+FFFD) so that dumping never throws; f32 values print as their shortest decimal.
+#include <charconv>
 #include <cmath>
-#include <cstdio>
-#include <cstdlib>
 #include <map>
 
 #include "cyllm/gguf.h"
@@ -16,15 +15,14 @@ constexpr std::uint64_t kInlineArrayMax = 16;  // longer arrays are summarised
 constexpr std::uint64_t kHeadElems = 8;
 
 // The shortest decimal that reads back as the same float, as a double (so that 1e-5f
-// prints as 1e-05, not 9.999999747378752e-06).
+// prints as 1e-05, not 9.999999747378752e-06). Locale-independent.
 double float_for_json(float f) {
   if (!std::isfinite(f)) return static_cast<double>(f);
   char buf[32];
-  for (int prec = 1; prec <= 9; ++prec) {
-    std::snprintf(buf, sizeof buf, "%.*g", prec, static_cast<double>(f));
-    if (std::strtof(buf, nullptr) == f) return std::strtod(buf, nullptr);
-  }
-  return static_cast<double>(f);
+  const auto printed = std::to_chars(buf, buf + sizeof buf, f);
+  double d = static_cast<double>(f);
+  if (printed.ec == std::errc()) std::from_chars(buf, printed.ptr, d);
+  return d;
 }
 
 // Copies s, replacing each byte that does not start or continue a valid UTF-8 sequence

@@ -21,6 +21,13 @@
 //     (64 ql, 32 qh, 8 scales), element l (l<32) of the four 32-element quarters takes
 //     ql[l]&15, ql[l+32]&15, ql[l]>>4, ql[l+32]>>4 and bits 0-1, 2-3, 4-5, 6-7 of qh[l].
 //   q8_K (256, 292): f32 d | i8 qs[256] | i16 bsums[16]
+//   q2_K (256, 84): u8 scales[16] | u8 qs[64] | f16 d, f16 dmin; 16 sub-blocks of 16,
+//     scales[s] = 4-bit scale | 4-bit min << 4; x = d*sc*q - dmin*m, q 2 bits. Element
+//     e = 128n + 32k + l (l<32) has q = (qs[32n+l] >> 2k) & 3 and sub-block 8n + 2k + l/16.
+//   q3_K (256, 110): u8 hmask[32] | u8 qs[64] | u8 scales[12] | f16 d; the same 2-bit
+//     planes as q2_K, minus 4 where bit (4n+k) of hmask[l] is clear; sixteen 6-bit scales
+//     (minus 32): low nibbles in scales[0..7] (s<8) or their high nibbles (s>=8), the
+//     top 2 bits in scales[8..11] (see scale_q3_K).
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -149,6 +156,41 @@ void deq_q6_K(const u8* b, float* y) {
     qh += 32;
     sc += 8;
   }
+}
+
+void deq_q2_K(const u8* b, float* y) {
+  const u8* scales = b;
+  const u8* qs = b + 16;
+  const float d = h(b + 80), dmin = h(b + 82);
+  for (int n = 0; n < 2; ++n)
+    for (int k = 0; k < 4; ++k)
+      for (int l = 0; l < 32; ++l) {
+        const int s = scales[8 * n + 2 * k + l / 16];
+        const int q = (qs[32 * n + l] >> (2 * k)) & 3;
+        y[128 * n + 32 * k + l] = d * static_cast<float>((s & 15) * q) - dmin * static_cast<float>(s >> 4);
+      }
+}
+
+// The 6-bit scale s (0..15) of a q3_K block, minus 32: the low 4 bits are nibble s/8 of
+// scales[s%8], the top 2 bits are bits 2*(s/4) of scales[8 + s%4].
+int scale_q3_K(const u8* scales, int s) {
+  const int lo = s < 8 ? scales[s] & 15 : scales[s - 8] >> 4;
+  const int hi = (scales[8 + s % 4] >> (2 * (s / 4))) & 3;
+  return (lo | (hi << 4)) - 32;
+}
+
+void deq_q3_K(const u8* b, float* y) {
+  const u8* hmask = b;
+  const u8* qs = b + 32;
+  const u8* scales = b + 96;
+  const float d = h(b + 108);
+  for (int n = 0; n < 2; ++n)
+    for (int k = 0; k < 4; ++k)
+      for (int l = 0; l < 32; ++l) {
+        const int sc = scale_q3_K(scales, 8 * n + 2 * k + l / 16);
+        const int q = ((qs[32 * n + l] >> (2 * k)) & 3) - ((hmask[l] >> (4 * n + k)) & 1 ? 0 : 4);
+        y[128 * n + 32 * k + l] = d * static_cast<float>(sc * q);
+      }
 }
 
 void deq_q8_K(const u8* b, float* y) {
@@ -345,7 +387,9 @@ void dequantize_row(TensorType t, const void* src, float* dst, std::int64_t n) {
       case TensorType::Q5_K: deq_q5_K(b, y); break;
       case TensorType::Q6_K: deq_q6_K(b, y); break;
       case TensorType::Q8_K: deq_q8_K(b, y); break;
-      default: CYLLM_ASSERT(!"dequantize_row: q2_K/q3_K are not implemented");
+      case TensorType::Q2_K: deq_q2_K(b, y); break;
+      case TensorType::Q3_K: deq_q3_K(b, y); break;
+      default: CYLLM_ASSERT(!"dequantize_row: unknown type");
     }
   }
 }

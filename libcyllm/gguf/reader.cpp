@@ -26,8 +26,9 @@ namespace cyllm::gguf {
 namespace {
 
 constexpr std::uint64_t kHeaderBytes = 24;          // magic, version, n_tensors, n_kv
-constexpr std::uint64_t kMaxKv = 1u << 20;          // metadata entries
-constexpr std::uint64_t kMaxTensors = 1u << 20;
+constexpr std::uint64_t kMaxKv = 1u << 16;          // metadata entries (real files: ~50)
+constexpr std::uint64_t kMaxTensors = 1u << 18;     // (the largest MoE files: ~20k)
+constexpr std::uint64_t kMaxReserve = 1024;         // grow past this only as entries parse
 constexpr std::uint64_t kMaxKeyBytes = 65535;       // the GGUF spec's key limit
 constexpr std::uint64_t kMaxTensorNameBytes = 256;  // ggml itself allows 63
 constexpr std::uint32_t kMaxDims = 4;
@@ -185,7 +186,7 @@ Result<Value> read_array(Cursor& c, const std::string& what, int depth) {
   const std::byte* data = c.here();
   if (elem == ValueType::String) {
     auto strings = std::make_shared<std::vector<std::string_view>>();
-    strings->reserve(count);  // bounded: count * 8 <= file size
+    strings->reserve(count);  // bounded: count * 8 <= file size, and a string_view is 16 bytes
     for (std::uint64_t i = 0; i < count; ++i)
       strings->push_back(CYLLM_TRY(c.str("element " + num(i) + " of " + what, Errc::GgufBadMetadata)));
     return ValueAccess::array(elem, count, data, std::move(strings));
@@ -262,8 +263,8 @@ Result<void> File::Impl::parse() {
                                           " for a file of " + num(size) + " bytes");
 
   // ---- metadata ----
-  metadata.reserve(n_kv);
-  kv_index.reserve(n_kv);
+  metadata.reserve(std::min(n_kv, kMaxReserve));
+  kv_index.reserve(std::min(n_kv, kMaxReserve));
   for (std::uint64_t i = 0; i < n_kv; ++i) {
     const std::string entry = "metadata entry " + num(i);
     const std::string_view key = CYLLM_TRY(c.str("the key of " + entry, Errc::GgufBadMetadata));
@@ -291,8 +292,8 @@ Result<void> File::Impl::parse() {
   }
 
   // ---- tensor infos ----
-  tensors.reserve(n_tensors);
-  tensor_index.reserve(n_tensors);
+  tensors.reserve(std::min(n_tensors, kMaxReserve));
+  tensor_index.reserve(std::min(n_tensors, kMaxReserve));
   for (std::uint64_t i = 0; i < n_tensors; ++i) {
     const std::string entry = "tensor info " + num(i);
     TensorInfo t{};

@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
-#include <cstring>
 #include <new>
 #include <thread>
 
@@ -55,7 +54,7 @@ class SessionImpl final : public Session {
   // Runs tokens[0..n) at positions pos0.. through every layer, filling the KV cache;
   // with `want_logits`, also the logits of the last token.
   void forward(const tokenizer::TokenId* tokens, std::size_t n, std::uint32_t pos0, bool want_logits);
-  // y[n][w.n_rows] = x[n][w.n_cols] @ w^T, activations rounded as llama.cpp rounds them.
+  // y[n][w.n_rows] = x[n][w.n_cols] @ w^T
   void project(const WeightMatrix& w, const float* x, std::size_t n, float* y);
   // y[t][i] += b[i] when b is present.
   static void add_bias(float* y, const std::vector<float>& b, std::size_t n);
@@ -82,7 +81,6 @@ class SessionImpl final : public Session {
   // Activations of one batch.
   std::vector<float> x_;       // [n][n_embd] residual stream
   std::vector<float> xb_;      // [n][max(n_embd, q_dim)] normed input / block output
-  std::vector<float> xq_;      // [n][max_cols] activations rounded for the weight type
   std::vector<float> q_;       // [n][q_dim]
   std::vector<float> k_;       // [n][kv_dim]
   std::vector<float> v_;       // [n][kv_dim]
@@ -111,7 +109,6 @@ bool SessionImpl::allocate() {
     logits_.assign(hp_.n_vocab, 0.f);
     x_.resize(nb * n_embd);
     xb_.resize(nb * std::max(n_embd, q_dim()));
-    xq_.resize(nb * max_cols);
     q_.resize(nb * q_dim());
     k_.resize(nb * kv_dim());
     v_.resize(nb * kv_dim());
@@ -148,13 +145,7 @@ Result<void> SessionImpl::eval(std::span<const tokenizer::TokenId> tokens) {
 }
 
 void SessionImpl::project(const WeightMatrix& w, const float* x, std::size_t n, float* y) {
-  const float* in = x;
-  if (w.type != gguf::TensorType::F32) {
-    std::copy(x, x + n * w.n_cols, xq_.data());
-    round_activations(w.type, xq_.data(), n, w.n_cols);
-    in = xq_.data();
-  }
-  matmul(w, in, n, y, *mm_);
+  matmul(w, x, n, y, *mm_);
 }
 
 void SessionImpl::add_bias(float* y, const std::vector<float>& b, std::size_t n) {

@@ -99,6 +99,7 @@ struct TensorInfo {
   std::uint64_t offset;           // from the start of the data section
   std::uint64_t size_bytes;
   const std::byte* data;          // inside the File's bytes, aligned to the file alignment
+                                  // (up to 4096 for read()/parse() copies; mmap: any)
 
   std::uint64_t n_elements() const;
   std::uint64_t n_rows() const { return ne.empty() || ne[0] == 0 ? 0 : n_elements() / ne[0]; }
@@ -156,6 +157,7 @@ nlohmann::ordered_json inspect_json(const File& file);
 
 // Dequantizes n elements (a multiple of the block size) of type t from src into dst.
 // Reference (scalar) implementation; defines the numbers every fast kernel must match.
+// Covers every known type (Q2_K, Q3_K, Q8_1 and Q8_K too, though not `computable`).
 void dequantize_row(TensorType t, const void* src, float* dst, std::int64_t n);
 // Quantizes n floats into type t (used by the writer for test and bench models). Simple
 // round-to-nearest quantizers: correct but not the error-minimising search llama.cpp uses.

@@ -198,6 +198,56 @@ TEST_CASE("q8_K: f32 d times signed bytes") {
   CHECK(y[255] == 127 * 0.125f);
 }
 
+TEST_CASE("q2_K: 2-bit planes, 4-bit scale and min per 16 elements") {
+  Bytes b(84, 0);
+  for (int s = 0; s < 16; ++s) b[s] = static_cast<std::uint8_t>((s % 16) | ((15 - s) << 4));
+  std::vector<int> q(256);
+  for (int e = 0; e < 256; ++e) q[e] = (e * 5 + e / 64) % 4;
+  // Element 128n + 32k + l keeps its 2 bits at bit 2k of qs[32n + l].
+  for (int e = 0; e < 256; ++e) b[16 + 32 * (e / 128) + e % 32] |= static_cast<std::uint8_t>(q[e] << (2 * ((e / 32) % 4)));
+  put16(b, 80, kHalfHalf);     // d
+  put16(b, 82, kHalfQuarter);  // dmin
+  auto y = decode(TensorType::Q2_K, b, 256);
+  for (int e = 0; e < 256; ++e) {
+    CAPTURE(e);
+    const int s = e / 16;  // sub-blocks run in element order
+    CHECK(y[e] == 0.5f * static_cast<float>(s * q[e]) - 0.25f * static_cast<float>(15 - s));
+  }
+  CHECK(y[0] == -3.75f);  // sub-block 0: scale 0, min 15
+  CHECK(y[255] == 15.0f);  // sub-block 15: scale 15, min 0; q = (1275 + 3) % 4 = 2
+}
+
+TEST_CASE("q3_K: 2-bit planes with a high-bit mask, 6-bit signed scales") {
+  Bytes b(110, 0);
+  // Scales s - 32 for s = 0..15: choose the 6-bit value 4*s + 3 (so 3..63), packed as
+  // q3_K does: low nibbles in bytes 0..7 (s < 8) or their high nibbles (s >= 8), the top
+  // two bits at bit 2*(s/4) of byte 8 + s%4.
+  std::uint8_t* sc = b.data() + 96;
+  auto six = [](int s) { return 4 * s + 3; };
+  for (int s = 0; s < 16; ++s) {
+    const int v = six(s);
+    sc[s % 8] |= static_cast<std::uint8_t>((v & 15) << (s < 8 ? 0 : 4));
+    sc[8 + s % 4] |= static_cast<std::uint8_t>((v >> 4) << (2 * (s / 4)));
+  }
+  std::vector<int> q(256), high(256);
+  for (int e = 0; e < 256; ++e) {
+    q[e] = (e * 3 + 1) % 4;
+    high[e] = (e / 7) % 2;
+    const int n = e / 128, k = (e / 32) % 4, l = e % 32;
+    b[32 + 32 * n + l] |= static_cast<std::uint8_t>(q[e] << (2 * k));
+    b[l] |= static_cast<std::uint8_t>(high[e] << (4 * n + k));
+  }
+  put16(b, 108, kHalfQuarter);
+  auto y = decode(TensorType::Q3_K, b, 256);
+  for (int e = 0; e < 256; ++e) {
+    CAPTURE(e);
+    const int value = q[e] - (high[e] ? 0 : 4);
+    CHECK(y[e] == 0.25f * static_cast<float>((six(e / 16) - 32) * value));
+  }
+  // By hand: element 0 has q = 1, high bit 0 -> 1 - 4 = -3, scale 3 - 32 = -29.
+  CHECK(y[0] == 0.25f * 87);
+}
+
 TEST_CASE("f16 and bf16 conversions are exact and round to nearest even") {
   // Every half bit pattern (NaNs excepted) survives half -> float -> half.
   std::vector<std::uint16_t> all(65536);

@@ -161,6 +161,12 @@ TEST_CASE("open: mmap, read and the failures of the file system") {
     const auto& y = mapped->tensors()[i];
     CHECK(std::memcmp(x.data, y.data, x.size_bytes) == 0);
   }
+  OpenOptions populate;
+  populate.populate = true;
+  auto pre = File::open(path, populate);
+  REQUIRE(pre.ok());
+  CHECK(pre->mmapped());
+  CHECK(pre->tensors().size() == 2);
   // A moved File keeps its pointers valid.
   File moved = std::move(mapped.value());
   CHECK(*moved.get_string("general.architecture") == "llama");

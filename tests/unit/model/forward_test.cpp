@@ -1,0 +1,215 @@
+// The forward pass against a slow double-precision reference on tiny random models of
+// each architecture, in F32 and quantized; batch vs token-by-token; truncate; eval errors.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "cyllm/model.h"
+#include "test_support.h"
+#include "tiny_model.h"
+
+using cyllm::Errc;
+using cyllm::gguf::TensorType;
+using cyllm::model::Model;
+using cyllm::model::Session;
+using cyllm::model::SessionOptions;
+using cyllm::test::TinySpec;
+
+namespace {
+
+std::shared_ptr<const Model> load_tiny(const cyllm::test::TempDir& dir, const TinySpec& spec,
+                                       const std::string& name) {
+  const std::string path = (dir.path() / (name + ".gguf")).string();
+  auto written = cyllm::test::make_tiny_model(spec).write(path);
+  REQUIRE_MESSAGE(written.ok(), written.error().to_string());
+  auto m = Model::load(path);
+  REQUIRE_MESSAGE(m.ok(), m.error().to_string());
+  return *m;
+}
+
+std::unique_ptr<Session> new_session(std::shared_ptr<const Model> m, std::uint32_t n_ctx = 64,
+                                     std::uint32_t n_threads = 3) {
+  auto s = Session::create(std::move(m), SessionOptions{n_ctx, n_threads});
+  REQUIRE_MESSAGE(s.ok(), s.error().to_string());
+  return std::move(*s);
+}
+
+double max_diff(std::span<const float> a, const std::vector<double>& b) {
+  REQUIRE(a.size() == b.size());
+  double m = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(a[i] - b[i]));
+  return m;
+}
+
+double max_diff(std::span<const float> a, std::span<const float> b) {
+  REQUIRE(a.size() == b.size());
+  double m = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(double{a[i]} - b[i]));
+  return m;
+}
+
+const std::vector<std::int32_t> kTokens = {1, 72, 105, 33, 290, 3, 258, 17, 101, 200, 7, 150};
+
+// Evaluates the first 5 tokens as one batch, then the rest one by one, comparing the
+// logits after each with the reference. Returns the largest difference.
+double compare_with_reference(const TinySpec& spec, const std::string& name) {
+  cyllm::test::TempDir dir;
+  auto model = load_tiny(dir, spec, name);
+  auto s = new_session(model);
+  double worst = 0;
+  std::vector<std::int32_t> seen(kTokens.begin(), kTokens.begin() + 5);
+  REQUIRE(s->eval(seen).ok());
+  for (std::size_t next = 5;; ++next) {
+    const auto ref = cyllm::test::reference_logits(model->file(), spec, seen);
+    worst = std::max(worst, max_diff(s->logits(), ref));
+    if (next == kTokens.size()) break;
+    seen.push_back(kTokens[next]);
+    REQUIRE(s->eval(std::span(&kTokens[next], 1)).ok());
+    CHECK(s->n_past() == seen.size());
+  }
+  MESSAGE(name << ": max |logit - reference| = " << worst);
+  return worst;
+}
+
+TinySpec spec_for(const std::string& arch, TensorType type) {
+  TinySpec s;
+  s.arch = arch;
+  s.type = type;
+  if (arch == "qwen2") {
+    s.rms_eps = 1e-6f;
+    s.rope_base = 1000000.f;
+  }
+  if (arch == "qwen3") {
+    s.head_dim = 32;  // q_dim 128 != n_embd 64
+    s.rms_eps = 1e-6f;
+  }
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("forward pass matches the double-precision reference (F32)") {
+  // F32 weights: only float rounding separates engine and reference.
+  constexpr double kTol = 2e-4;
+  CHECK(compare_with_reference(spec_for("llama", TensorType::F32), "llama-f32") < kTol);
+  TinySpec tied = spec_for("llama", TensorType::F32);
+  tied.tied = true;
+  tied.n_head_kv = 4;  // no GQA
+  tied.rope_scale_factor = 4.f;
+  CHECK(compare_with_reference(tied, "llama-tied-f32") < kTol);
+  CHECK(compare_with_reference(spec_for("qwen2", TensorType::F32), "qwen2-f32") < kTol);
+  CHECK(compare_with_reference(spec_for("qwen3", TensorType::F32), "qwen3-f32") < kTol);
+}
+
+TEST_CASE("forward pass matches the reference with quantized weights") {
+  // Both use the same dequantized weights, so only float rounding separates them.
+  constexpr double kTol = 2e-4;
+  CHECK(compare_with_reference(spec_for("llama", TensorType::Q8_0), "llama-q8_0") < kTol);
+  TinySpec tied = spec_for("llama", TensorType::Q4_0);
+  tied.tied = true;
+  CHECK(compare_with_reference(tied, "llama-tied-q4_0") < kTol);
+  CHECK(compare_with_reference(spec_for("qwen2", TensorType::Q8_0), "qwen2-q8_0") < kTol);
+  CHECK(compare_with_reference(spec_for("qwen3", TensorType::Q8_0), "qwen3-q8_0") < kTol);
+  CHECK(compare_with_reference(spec_for("llama", TensorType::F16), "llama-f16") < kTol);
+}
+
+TEST_CASE("one batch and token by token give the same logits; truncate re-evaluates") {
+  cyllm::test::TempDir dir;
+  for (const char* arch : {"llama", "qwen3"}) {
+    CAPTURE(arch);
+    auto model = load_tiny(dir, spec_for(arch, TensorType::Q8_0), arch);
+    auto batch = new_session(model, 64, 2);
+    REQUIRE(batch->eval(kTokens).ok());
+    const std::vector<float> batch_logits(batch->logits().begin(), batch->logits().end());
+
+    auto single = new_session(model, 64, 1);
+    for (auto id : kTokens) REQUIRE(single->eval(std::span(&id, 1)).ok());
+    CHECK(max_diff(single->logits(), batch_logits) <= 1e-5);
+
+    // Drop the last 7 positions, take a detour, drop it again and re-evaluate the tail.
+    batch->truncate(5);
+    CHECK(batch->n_past() == 5);
+    const std::vector<std::int32_t> detour = {9, 9, 9};
+    REQUIRE(batch->eval(detour).ok());
+    CHECK(max_diff(batch->logits(), batch_logits) > 1e-3);
+    batch->truncate(5);
+    REQUIRE(batch->eval(std::span(kTokens).subspan(5)).ok());
+    CHECK(batch->n_past() == kTokens.size());
+    CHECK(max_diff(batch->logits(), batch_logits) <= 1e-5);
+  }
+}
+
+TEST_CASE("a long prompt spans several internal batches") {
+  cyllm::test::TempDir dir;
+  TinySpec spec = spec_for("llama", TensorType::F32);
+  spec.n_layer = 1;
+  auto model = load_tiny(dir, spec, "long");
+  std::vector<std::int32_t> prompt;
+  for (int i = 0; i < 150; ++i) prompt.push_back(3 + (i * 37) % 290);
+  auto s = new_session(model, 160, 2);
+  REQUIRE(s->eval(prompt).ok());
+  const auto ref = cyllm::test::reference_logits(model->file(), spec, prompt);
+  CHECK(max_diff(s->logits(), ref) < 2e-4);
+}
+
+TEST_CASE("eval rejects bad input and leaves the state unchanged") {
+  cyllm::test::TempDir dir;
+  auto model = load_tiny(dir, spec_for("llama", TensorType::F32), "m");
+  auto s = new_session(model, 8, 2);
+  CHECK(s->n_ctx() == 8);
+  REQUIRE(s->eval(std::vector<std::int32_t>{1, 2, 3}).ok());
+  const std::vector<float> before(s->logits().begin(), s->logits().end());
+
+  auto overflow = s->eval(std::vector<std::int32_t>(6, 5));
+  REQUIRE_FALSE(overflow.ok());
+  CHECK(overflow.error().code() == Errc::InvalidArgument);
+  CHECK(overflow.error().message().find("context") != std::string::npos);
+  for (std::int32_t bad : {-1, 300, 100000}) {
+    auto r = s->eval(std::vector<std::int32_t>{4, bad});
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().code() == Errc::InvalidArgument);
+    CHECK(r.error().message().find(std::to_string(bad)) != std::string::npos);
+  }
+  CHECK_FALSE(s->eval(std::vector<std::int32_t>{}).ok());
+  CHECK(s->n_past() == 3);
+  CHECK(max_diff(s->logits(), before) == 0);
+  // Exactly filling the context is fine.
+  CHECK(s->eval(std::vector<std::int32_t>(5, 5)).ok());
+  CHECK(s->n_past() == 8);
+}
+
+TEST_CASE("hyperparameters come from the <arch>.* keys") {
+  cyllm::test::TempDir dir;
+  TinySpec spec = spec_for("qwen3", TensorType::F32);
+  spec.rope_scale_factor = 2.f;
+  spec.tied = true;
+  auto model = load_tiny(dir, spec, "hp");
+  const auto& hp = model->hparams();
+  CHECK(hp.arch == cyllm::model::Arch::Qwen3);
+  CHECK(hp.arch_name == "qwen3");
+  CHECK(hp.n_vocab == 300);
+  CHECK(hp.n_ctx_train == 128);
+  CHECK(hp.n_embd == 64);
+  CHECK(hp.n_layer == 2);
+  CHECK(hp.n_head == 4);
+  CHECK(hp.n_head_kv == 2);
+  CHECK(hp.head_dim == 32);
+  CHECK(hp.n_rot == 32);
+  CHECK(hp.n_ff == 96);
+  CHECK(hp.rms_eps == doctest::Approx(1e-6));
+  CHECK(hp.rope_freq_scale == doctest::Approx(0.5));
+  CHECK(hp.rope == cyllm::model::RopeStyle::NeoX);
+  CHECK(hp.tied_embeddings);
+  CHECK(model->kv_bytes_per_token() == 2u * 2 * 2 * 32 * 4);
+  CHECK(model->weight_bytes() > 300u * 64 * 4);
+  CHECK(model->chat_template().empty());
+  CHECK(model->tokenizer().n_vocab() == 300);
+
+  auto s = Session::create(model);  // n_ctx 0: the training context
+  REQUIRE(s.ok());
+  CHECK((*s)->n_ctx() == 128);
+  CHECK(&(*s)->model() == model.get());
+}

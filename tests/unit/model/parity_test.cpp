@@ -1,0 +1,68 @@
+// Numerical parity with llama.cpp on the tiny random-weight Llama in
+// testdata/models (F16 and four quantizations): teacher-forced, every step's listed
+// top-5 logits compared with what llama.cpp computed (see testdata/README.md).
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "cyllm/model.h"
+#include "test_support.h"
+
+using cyllm::model::Model;
+using cyllm::model::Session;
+
+namespace {
+
+// Largest |logit - llama.cpp's| over every prompt and step of `name`.ref.jsonl.
+double max_parity_error(const std::string& name) {
+  const auto dir = cyllm::test::testdata_dir() / "models";
+  auto model = Model::load((dir / (name + ".gguf")).string());
+  REQUIRE_MESSAGE(model.ok(), model.error().to_string());
+  std::ifstream in(dir / (name + ".ref.jsonl"));
+  REQUIRE_MESSAGE(in.good(), "missing " << name << ".ref.jsonl");
+  double worst = 0;
+  std::size_t n_prompts = 0, n_steps = 0;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    const auto ref = nlohmann::json::parse(line);
+    CAPTURE(ref["prompt"].get<std::string>());
+    const auto prompt = ref["prompt_tokens"].get<std::vector<std::int32_t>>();
+    // The tokenizer agrees with llama.cpp's on the prompt (BOS included).
+    CHECK((*model)->tokenizer().encode(ref["prompt"].get<std::string>(), true, false) == prompt);
+    auto s = Session::create(*model, {256, 0});
+    REQUIRE_MESSAGE(s.ok(), s.error().to_string());
+    REQUIRE((*s)->eval(prompt).ok());
+    for (const auto& step : ref["steps"]) {
+      const auto logits = (*s)->logits();
+      for (const auto& pair : step["top"]) {
+        const auto id = pair[0].get<std::int32_t>();
+        REQUIRE(id >= 0);
+        REQUIRE(static_cast<std::size_t>(id) < logits.size());
+        worst = std::max(worst, std::fabs(double{logits[static_cast<std::size_t>(id)]} - pair[1].get<double>()));
+      }
+      // Teacher forcing: continue with llama.cpp's top-1 token.
+      const std::int32_t next = step["top"][0][0].get<std::int32_t>();
+      REQUIRE((*s)->eval(std::span(&next, 1)).ok());
+      ++n_steps;
+    }
+    ++n_prompts;
+  }
+  CHECK(n_prompts >= 1);
+  MESSAGE(name << ": max |logit - llama.cpp| = " << worst << " over " << n_prompts << " prompts, "
+               << n_steps << " steps");
+  return worst;
+}
+
+}  // namespace
+
+TEST_CASE("parity with llama.cpp: F16") { CHECK(max_parity_error("tiny-llama-f16") <= 0.02); }
+TEST_CASE("parity with llama.cpp: Q8_0") { CHECK(max_parity_error("tiny-llama-q8_0") <= 0.05); }
+TEST_CASE("parity with llama.cpp: Q6_K") { CHECK(max_parity_error("tiny-llama-q6_k") <= 0.05); }
+TEST_CASE("parity with llama.cpp: Q4_K_M") { CHECK(max_parity_error("tiny-llama-q4_k_m") <= 0.15); }
+TEST_CASE("parity with llama.cpp: Q4_0") { CHECK(max_parity_error("tiny-llama-q4_0") <= 0.15); }
