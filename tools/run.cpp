@@ -1,8 +1,35 @@
 // cy-llm-run: one prompt through the native C++ engine, tokens streamed to stdout.
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+
 #include "common/cli.h"
-#include "not_implemented.h"
+#include "cyllm/engine.h"
+#include "cyllm/gguf.h"
 
 using namespace cyllm;
+
+namespace {
+
+Result<std::string> read_prompt(const std::string& path) {
+  if (path == "-")
+    return std::string((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return Error(Errc::NotFound, "cannot read the prompt file \"" + path + "\"");
+  return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+}
+
+// $XDG_CACHE_HOME, else $HOME/.cache.
+Result<std::string> cache_dir() {
+  if (auto x = cli::getenv_str("XDG_CACHE_HOME"); x && !x->empty()) return *x;
+  if (auto h = cli::getenv_str("HOME"); h && !h->empty()) return *h + "/.cache";
+  return Error(Errc::NotFound, "neither $XDG_CACHE_HOME nor $HOME is set; cannot place the demo model");
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   cli::ToolEnv env("cy-llm-run");
@@ -12,22 +39,113 @@ int main(int argc, char** argv) {
         "text to stdout; --format json prints one final document with timings instead.",
         "cy-llm-run"};
     cli::CommonOptions common;
-    std::string model, prompt, prompt_file;
-    int n_predict = 128, ctx_size = 0, threads = 0;
-    double temp = 0.8;
-    bool inspect = false;
+    common.format = cli::OutputFormat::Text;
+    std::string model, prompt, prompt_file, system, chat_template;
+    engine::Request req;
+    engine::EngineConfig cfg;
+    req.sampling.seed = 42;
+    int n_predict = 128;
+    bool inspect = false, chat = false, demo = false, prompt_given = false;
     cli::add_common_flags(app, common, "cy-llm-run");
+    app.get_option("--format")->description("Output format on stdout: text (default; streamed as generated) or json");
     app.add_option("-m,--model", model, "GGUF model file")->option_text("FILE");
-    app.add_option("-p,--prompt", prompt, "Prompt text");
+    app.add_option("-p,--prompt", prompt, "Prompt text")->option_text("TEXT");
     app.add_option("-f,--file", prompt_file, "Read the prompt from FILE (- for stdin)")->option_text("FILE");
-    app.add_option("-n,--n-predict", n_predict, "Maximum tokens to generate");
-    app.add_option("-c,--ctx-size", ctx_size, "Context length (default: from the model)");
-    app.add_option("-t,--threads", threads, "Threads (default: effective CPUs)");
-    app.add_option("--temp", temp, "Sampling temperature (0 = greedy)");
-    app.add_flag("--inspect", inspect, "Print the model's metadata and tensor table as JSON");
+    app.add_option("-n,--n-predict", n_predict, "Maximum tokens to generate (default 128)")->check(CLI::Range(0, 1 << 24));
+    app.add_option("-c,--ctx-size", cfg.max_model_len, "Context length (default: the model's)");
+    app.add_option("-t,--threads", cfg.n_threads, "Threads (default: all CPUs)");
+    app.add_option("--temp", req.sampling.temperature, "Sampling temperature (0 = greedy; default 0.8)");
+    app.add_option("--top-k", req.sampling.top_k, "Keep the K most likely tokens (0 = off; default 40)");
+    app.add_option("--top-p", req.sampling.top_p, "Keep the smallest set with probability mass P (1 = off; default 0.95)");
+    app.add_option("--min-p", req.sampling.min_p, "Drop tokens below P times the top probability (0 = off; default 0.05)");
+    app.add_option("--repeat-penalty", req.sampling.repeat_penalty, "Penalise recent tokens (1 = off; default 1)");
+    app.add_option("--repeat-last-n", req.sampling.penalty_last_n, "Window of the penalties in tokens (default 64, -1 = all)");
+    app.add_option("--presence-penalty", req.sampling.presence_penalty, "Subtract from recent tokens' logits (default 0)");
+    app.add_option("--frequency-penalty", req.sampling.frequency_penalty, "Subtract per occurrence of recent tokens (default 0)");
+    app.add_option("--seed", req.sampling.seed, "Random seed; the same seed gives the same text (default 42)");
+    app.add_option("--stop", req.stop, "Stop when the text contains STR; STR is not printed (repeatable)")->option_text("STR");
+    app.add_flag("--chat", chat, "Wrap the prompt in the model's chat template as a user message");
+    app.add_option("--system", system, "System prompt for --chat")->option_text("TEXT");
+    app.add_option("--chat-template", chat_template,
+                   "Chat template: llama2, llama3, chatml, mistral, gemma, phi3 (default: from the model)")
+        ->option_text("NAME");
+    app.add_flag("--inspect", inspect, "Print the model's metadata and tensor table as JSON and exit");
+    app.add_flag("--demo", demo, "Use a generated demo model with RANDOM weights (no download needed)");
     app.footer("Exit status: 0 ok, 1 input/environment, 2 usage, 3 internal, 130 interrupted.\nSee cy-llm-run(1).");
     if (auto rc = cli::parse_or_exit(app, argc, argv)) return *rc;
     env.configure(common);
-    return cli::not_implemented(env, "the native engine (cy-llm-run)", 5);
+    prompt_given = app.count("--prompt") > 0;
+    auto usage = [&](const std::string& msg) { return env.fail(Error(Errc::Usage, msg)); };
+
+    if (demo && !model.empty()) return usage("--demo and -m/--model exclude each other");
+    if (demo) {
+      auto dir = cache_dir();
+      if (!dir) return env.fail(dir.error());
+      auto path = engine::ensure_demo_model(*dir);
+      if (!path) return env.fail(path.error());
+      model = *path;
+      std::fprintf(stderr,
+                   "cy-llm-run: DEMO MODEL: %s has RANDOM weights; its output is meaningless "
+                   "text. Use -m MODEL.gguf for a real model.\n", model.c_str());
+    }
+    if (model.empty()) return usage("no model: pass -m MODEL.gguf (or --demo)");
+    if (inspect) {
+      auto file = gguf::File::open(model);
+      if (!file) return env.fail(std::move(file).error().with_context("inspecting " + model));
+      return cli::print_json(gguf::inspect_json(*file)) ? 0 : 1;
+    }
+    if (prompt_given && !prompt_file.empty()) return usage("-p/--prompt and -f/--file exclude each other");
+    if (!prompt_file.empty()) {
+      auto text = read_prompt(prompt_file);
+      if (!text) return env.fail(text.error());
+      prompt = *text;
+    } else if (!prompt_given) {
+      return usage("no prompt: pass -p TEXT or -f FILE (- for stdin)");
+    }
+    if (!system.empty() && !chat) return usage("--system needs --chat");
+    if (!chat_template.empty() && !chat) return usage("--chat-template needs --chat");
+    if (chat) {
+      if (!system.empty()) req.messages.push_back({"system", system});
+      req.messages.push_back({"user", prompt});
+      req.chat_template = chat_template;
+    } else {
+      req.prompt = prompt;
+    }
+    req.max_tokens = static_cast<std::uint32_t>(n_predict);
+
+    engine::EngineFactory factory;
+    auto eng = factory.create(cfg, env.logger());
+    if (!eng) return env.fail(eng.error());
+    if (auto r = (*eng)->load_model(model, cfg); !r) return env.fail(r.error());
+
+    env.install_signal_handlers();  // Ctrl-C now stops generation, keeping what was printed
+    const bool stream = common.format == cli::OutputFormat::Text;
+    bool stdout_failed = false;
+    auto sink = [&](std::string_view text, engine::TokenId) {
+      if (!stream) return true;
+      std::fwrite(text.data(), 1, text.size(), stdout);
+      stdout_failed = std::fflush(stdout) != 0;  // a closed pipe stops generation
+      return !stdout_failed;
+    };
+    auto done = (*eng)->stream_predict(req, sink, env.cancel_flag());
+    if (!done) {
+      if (stream && done.error().code() == Errc::EngineCancelled) std::fputc('\n', stdout);
+      return env.fail(done.error());
+    }
+    const engine::Completion& c = *done;
+    if (stdout_failed) return env.fail(Error(Errc::Io, "writing the generated text to stdout failed"));
+    if (stream) {
+      std::fputc('\n', stdout);
+      std::fflush(stdout);
+    } else if (!cli::print_json(engine::completion_json(c))) {
+      return 1;
+    }
+    env.logger().log(LogLevel::Info, "generation finished",
+                     {{"finish_reason", std::string(engine::finish_reason_name(c.finish_reason))},
+                      {"prompt_tokens", std::to_string(c.usage.prompt_tokens)},
+                      {"completion_tokens", std::to_string(c.usage.completion_tokens)},
+                      {"ttft_ms", std::to_string(c.timings.ttft_ms)},
+                      {"generation_tokens_per_s", std::to_string(c.timings.generation_tokens_per_s)}});
+    return c.finish_reason == engine::FinishReason::Cancelled ? 130 : 0;
   });
 }
