@@ -25,6 +25,10 @@ struct Transfer {
   bool head_delivered = false;
   bool stopped_by_head = false;
   bool body_refused = false;
+  bool stalled = false;
+  curl_off_t last_bytes = -1;
+  std::chrono::steady_clock::time_point last_change{};
+  std::chrono::milliseconds stall_limit{0};
   char errbuf[CURL_ERROR_SIZE] = {0};
 };
 
@@ -61,6 +65,24 @@ size_t on_write(char* data, size_t size, size_t n, void* user) {
     return 0;
   }
   return size * n;
+}
+
+// libcurl's LOW_SPEED check averages over a window of several seconds, so a transfer that
+// received a burst and then stopped is noticed late; this callback watches for a period
+// with no new bytes at all.
+int on_xferinfo(void* user, curl_off_t, curl_off_t dlnow, curl_off_t, curl_off_t) {
+  auto& t = *static_cast<Transfer*>(user);
+  auto now = std::chrono::steady_clock::now();
+  if (dlnow != t.last_bytes) {
+    t.last_bytes = dlnow;
+    t.last_change = now;
+    return 0;
+  }
+  if (now - t.last_change > t.stall_limit) {
+    t.stalled = true;
+    return 1;
+  }
+  return 0;
 }
 
 TransferResult::Kind kind_for(CURLcode c) {
@@ -135,6 +157,11 @@ class CurlClient final : public HttpClient {
     curl_easy_setopt(e, CURLOPT_HEADERDATA, &t);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, &t);
+    t.stall_limit = o_.stall_timeout;
+    t.last_change = std::chrono::steady_clock::now();
+    curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_xferinfo);
+    curl_easy_setopt(e, CURLOPT_XFERINFODATA, &t);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     for (const auto& h : t.request.headers) t.headers = curl_slist_append(t.headers, h.c_str());
     if (t.headers) curl_easy_setopt(e, CURLOPT_HTTPHEADER, t.headers);
@@ -179,8 +206,11 @@ class CurlClient final : public HttpClient {
     TransferResult r;
     r.kind = kind_for(code);
     if (code == CURLE_WRITE_ERROR && t.stopped_by_head) r.kind = TransferResult::Kind::Ok;
+    if (code == CURLE_ABORTED_BY_CALLBACK && t.stalled) r.kind = TransferResult::Kind::Timeout;
     if (code == CURLE_OK) deliver_head(t);  // a response without a body
-    if (r.kind != TransferResult::Kind::Ok)
+    if (t.stalled && r.kind == TransferResult::Kind::Timeout)
+      r.message = "no data for " + std::to_string(t.stall_limit.count()) + " ms (stalled)";
+    else if (r.kind != TransferResult::Kind::Ok)
       r.message = t.errbuf[0] ? std::string(t.errbuf) : std::string(curl_easy_strerror(code));
     auto handlers = std::move(t.handlers);
     cleanup(t);

@@ -1,0 +1,229 @@
+// cy-llm-fetch end to end against Debian's nginx and the fault server on 127.0.0.1:
+// manifest, Range/ETag serving, TLS with a self-signed CA, two processes on one cache,
+// a full disk, --offline, --gc, --lock through a simple index.
+#include <doctest/doctest.h>
+
+#include <sys/mount.h>
+#include <sys/wait.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "cyllm/fetch.h"
+#include "http_servers.h"
+#include "test_support.h"
+
+using namespace cyllm;
+using namespace cyllm::test;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string payload(std::size_t n, std::uint32_t seed = 99) {
+  std::string s(n, '\0');
+  for (auto& c : s) {
+    seed = seed * 1103515245u + 12345u;
+    c = static_cast<char>(seed >> 24);
+  }
+  return s;
+}
+
+nlohmann::json manifest(const ToolRun& r) {
+  auto j = nlohmann::json::parse(r.out, nullptr, false);
+  if (j.is_discarded()) FAIL("stdout is not JSON: " << r.out << "\nstderr: " << r.err);
+  return j;
+}
+
+}  // namespace
+
+TEST_CASE("nginx: download, manifest, second run is a hit with zero requests, offline, gc") {
+  TempDir tmp;
+  fs::create_directories(tmp.path() / "www/models");
+  const std::string big = payload(3 << 20);
+  write_file(tmp.path() / "www/models/a.bin", big);
+  write_file(tmp.path() / "www/b.txt", "hello\n");
+  NginxServer nginx(tmp.path() / "nginx", tmp.path() / "www");
+  REQUIRE(nginx.running());
+  const std::string cache = (tmp.path() / "cache").string(), dest = (tmp.path() / "dest").string();
+  std::vector<std::string> args = {"--cache-dir", cache, "--dest", dest, "--progress", "json",
+                                   nginx.url("/models/a.bin"), nginx.url("/b.txt")};
+  auto r = run_tool("cy-llm-fetch", args);
+  CHECK(r.exit_code == 0);
+  auto j = manifest(r);
+  CHECK(j["schema"] == "cy-llm.fetch/v1");
+  {  // the committed schema's required keys are all there
+    std::ifstream sf(source_root() / "tools/schema/fetch.v1.json");
+    auto schema = nlohmann::json::parse(sf);
+    for (const auto& k : schema["required"]) CHECK_MESSAGE(j.contains(k.get<std::string>()), k);
+    for (const auto& k : schema["properties"]["artifacts"]["items"]["required"])
+      for (const auto& a : j["artifacts"]) CHECK_MESSAGE(a.contains(k.get<std::string>()), k);
+    for (const auto& k : schema["properties"]["summary"]["required"])
+      CHECK_MESSAGE(j["summary"].contains(k.get<std::string>()), k);
+    for (const auto& a : j["artifacts"])
+      CHECK(std::find(schema["properties"]["artifacts"]["items"]["properties"]["status"]["enum"].begin(),
+                      schema["properties"]["artifacts"]["items"]["properties"]["status"]["enum"].end(),
+                      a["status"]) != schema["properties"]["artifacts"]["items"]["properties"]["status"]["enum"].end());
+  }
+  REQUIRE(j["artifacts"].size() == 2);
+  CHECK(j["artifacts"][0]["status"] == "downloaded");
+  CHECK(j["artifacts"][0]["sha256"] == fetch::sha256_hex(big));
+  CHECK(j["artifacts"][0]["size_bytes"] == big.size());
+  CHECK(j["artifacts"][0]["path"] == dest + "/a.bin");
+  CHECK(j["artifacts"][0]["etag"].is_string());
+  CHECK(read_text(dest + "/a.bin") == big);
+  CHECK(r.err.find("\"event\":\"done\"") != std::string::npos);
+  CHECK(nginx.count("/models/a.bin") == 1);
+
+  auto r2 = run_tool("cy-llm-fetch", args);
+  CHECK(r2.exit_code == 0);
+  auto j2 = manifest(r2);
+  CHECK(j2["artifacts"][0]["status"] == "cache_hit");
+  CHECK(j2["summary"]["requests"] == 0);
+  CHECK(nginx.count("/models/a.bin") == 1);
+  CHECK(nginx.count("/b.txt") == 1);
+
+  auto off = run_tool("cy-llm-fetch", {"--cache-dir", cache, "--offline", nginx.url("/models/a.bin"), nginx.url("/nope")});
+  CHECK(off.exit_code == 1);
+  CHECK(off.err.find("fetch.offline_miss") != std::string::npos);
+
+  // b.txt is now the most recently used; trimming to 1 MiB drops a.bin (least recently used).
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  CHECK(run_tool("cy-llm-fetch", {"--cache-dir", cache, "--offline", nginx.url("/b.txt")}).exit_code == 0);
+  auto gc = run_tool("cy-llm-fetch", {"--cache-dir", cache, "--gc", "1M"});
+  CHECK(gc.exit_code == 0);
+  CHECK_FALSE(fs::exists(cache + "/blobs/sha256/" + fetch::sha256_hex(big)));
+  CHECK(fs::exists(cache + "/blobs/sha256/" + fetch::sha256_hex("hello\n")));
+}
+
+TEST_CASE("TLS with a self-signed certificate: refused without --ca-bundle, accepted with it") {
+  TempDir tmp;
+  fs::create_directories(tmp.path() / "www");
+  write_file(tmp.path() / "www/m.gguf", "tls payload");
+  const std::string cert = (tmp.path() / "cert.pem").string(), key = (tmp.path() / "key.pem").string();
+  std::string cmd = "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 "
+                    "-addext subjectAltName=IP:127.0.0.1,DNS:localhost -keyout " + key + " -out " + cert + " 2>/dev/null";
+  REQUIRE(std::system(cmd.c_str()) == 0);
+  NginxServer nginx(tmp.path() / "nginx", tmp.path() / "www", cert, key);
+  REQUIRE(nginx.running());
+  const std::string cache = (tmp.path() / "cache").string();
+  auto bad = run_tool("cy-llm-fetch", {"--cache-dir", cache, nginx.url("/m.gguf", true)});
+  CHECK(bad.exit_code == 1);
+  CHECK(bad.err.find("fetch.tls_verify") != std::string::npos);
+  CHECK(bad.err.find("--ca-bundle") != std::string::npos);
+  auto ok = run_tool("cy-llm-fetch", {"--cache-dir", cache, "--ca-bundle", cert, nginx.url("/m.gguf", true)});
+  CHECK(ok.exit_code == 0);
+  CHECK(manifest(ok)["artifacts"][0]["sha256"] == fetch::sha256_hex("tls payload"));
+}
+
+TEST_CASE("two processes on one cache and one URL: downloaded once, both succeed") {
+  TempDir tmp;
+  FaultServer srv;
+  const std::string body = payload(400000, 5);
+  Route r;
+  r.body = body;
+  r.stall_ms = 0;
+  srv.route("/shared.bin", r);
+  // Slow the body down a little so the two processes overlap: cut once and make the
+  // retry wait (the loser waits on the lock meanwhile).
+  Route slow = r;
+  slow.drop_after_bytes = 200000;
+  srv.route("/shared.bin", slow);
+  const std::string cache = (tmp.path() / "cache").string();
+  ToolRun a, b;
+  std::thread ta([&] { a = run_tool("cy-llm-fetch", {"--cache-dir", cache, "--dest", (tmp.path() / "d1").string(), srv.url("/shared.bin")}); });
+  std::thread tb([&] { b = run_tool("cy-llm-fetch", {"--cache-dir", cache, "--dest", (tmp.path() / "d2").string(), srv.url("/shared.bin")}); });
+  ta.join();
+  tb.join();
+  CHECK(a.exit_code == 0);
+  CHECK(b.exit_code == 0);
+  CHECK(read_text(tmp.path() / "d1/shared.bin") == body);
+  CHECK(read_text(tmp.path() / "d2/shared.bin") == body);
+  // One full download (plus its one resume after the cut); the other process was a hit.
+  int full_gets = 0;
+  for (const auto& q : srv.requests()) full_gets += q.path == "/shared.bin" && q.header("range").empty();
+  CHECK(full_gets == 1);
+  auto ja = manifest(a), jb = manifest(b);
+  CHECK((ja["artifacts"][0]["status"] == "cache_hit") != (jb["artifacts"][0]["status"] == "cache_hit"));
+}
+
+TEST_CASE("disk full (a 1 MiB tmpfs cache) fails cleanly with no partial file") {
+  TempDir tmp;
+  fs::create_directories(tmp.path() / "small");
+  const std::string mnt = (tmp.path() / "small").string();
+  if (::mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=1m") != 0) {
+    FAIL("cannot mount a tmpfs here (needs root/CAP_SYS_ADMIN): " << std::strerror(errno));
+  }
+  FaultServer srv;
+  Route r;
+  r.body = payload(3 << 20, 3);
+  srv.route("/huge", r);
+  auto run = run_tool("cy-llm-fetch", {"--cache-dir", mnt + "/cache", srv.url("/huge")});
+  CHECK(run.exit_code == 1);
+  CHECK(run.err.find("fetch.disk_full") != std::string::npos);
+  std::size_t files = 0;
+  for (auto& e : fs::recursive_directory_iterator(mnt + "/cache"))
+    if (e.is_regular_file() && e.path().parent_path().filename() != "locks") {
+      ++files;
+      MESSAGE("left behind: " << e.path());
+    }
+  CHECK(files == 0);
+  ::umount2(mnt.c_str(), MNT_DETACH);
+}
+
+TEST_CASE("--lock: wheels found through a PEP 503 index, hashes enforced, second run offline") {
+  TempDir tmp;
+  FaultServer srv;
+  const std::string whl = "not really a zip, but hashed";
+  const std::string sha = fetch::sha256_hex(whl);
+  Route page;
+  page.content_type = "text/html";
+  page.body = "<html><body><a href=\"/files/demo_pkg-1.0-py3-none-any.whl#sha256=" + sha +
+              "\">demo_pkg-1.0-py3-none-any.whl</a>\n<a href=\"/files/demo_pkg-0.9-py3-none-any.whl\">demo_pkg-0.9-py3-none-any.whl</a></body></html>";
+  srv.route("/simple/demo-pkg/", page);
+  Route file;
+  file.body = whl;
+  srv.route("/files/demo_pkg-1.0-py3-none-any.whl", file);
+  const std::string lock = (tmp.path() / "requirements.lock").string();
+  write_file(lock, "--index-url " + srv.url("/simple") + "\ndemo_pkg==1.0 \\\n    --hash=sha256:" + sha + "\n");
+  const std::string cache = (tmp.path() / "cache").string(), dest = (tmp.path() / "wh").string();
+  auto r = run_tool("cy-llm-fetch", {"--cache-dir", cache, "--dest", dest, "--lock", lock});
+  CHECK(r.exit_code == 0);
+  CHECK(read_text(dest + "/demo_pkg-1.0-py3-none-any.whl") == whl);
+  auto r2 = run_tool("cy-llm-fetch", {"--cache-dir", cache, "--dest", dest, "--lock", lock, "--offline"});
+  CHECK(r2.exit_code == 0);
+  CHECK(manifest(r2)["artifacts"][0]["status"] == "cache_hit");
+
+  write_file(lock, "--index-url " + srv.url("/simple") + "\ndemo_pkg==1.0 --hash=sha256:" + std::string(64, 'e') + "\n");
+  auto r3 = run_tool("cy-llm-fetch", {"--cache-dir", (tmp.path() / "c2").string(), "--lock", lock});
+  CHECK(r3.exit_code == 1);
+  CHECK(r3.err.find("fetch.bad_source") != std::string::npos);  // no file with the locked hash
+}
+
+TEST_CASE("SIGINT: exit 130 and the .part stays") {
+  TempDir tmp;
+  FaultServer srv;
+  Route r;
+  r.body = payload(100000, 8);
+  r.stall_ms = 4000;
+  srv.route("/int", r);
+  const std::string cache = (tmp.path() / "cache").string();
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    int devnull = ::open("/dev/null", O_WRONLY);
+    ::dup2(devnull, 1);
+    ::dup2(devnull, 2);
+    std::string exe = (tools_dir() / "cy-llm-fetch").string(), url = srv.url("/int");
+    ::execl(exe.c_str(), exe.c_str(), "--cache-dir", cache.c_str(), url.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(800));
+  ::kill(pid, SIGINT);
+  int st = 0;
+  ::waitpid(pid, &st, 0);
+  REQUIRE(WIFEXITED(st));
+  CHECK(WEXITSTATUS(st) == 130);
+  auto part = cache + "/partial/" + fetch::sha256_hex(srv.url("/int")) + ".part";
+  REQUIRE(fs::exists(part));
+  CHECK(fs::file_size(part) == 50000);
+}
