@@ -6,7 +6,8 @@
 //   <root>/partial/<key>.part          resumable downloads (+ .etag: the validator for If-Range)
 //   <root>/locks/<key>.lock            flock files; key = expected sha256, else sha256(url)
 //
-// Index files are written atomically (temp + rename), so readers see old or new, never half.
+// Index files are written atomically (temp + rename), so readers see old or new, never half;
+// they are not fsynced (hints: a lost entry is a cache miss).
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -15,7 +16,6 @@
 #include <algorithm>
 #include <filesystem>
 
-#include "cyllm/atomic_file.h"
 #include "cyllm/fetch.h"
 #include "util/strings.h"
 
@@ -91,13 +91,32 @@ std::optional<IndexEntry> Cache::lookup_blob(std::string_view sha256) const {
   return e;
 }
 
+namespace {
+
+// Temp file + rename, without fsync: index entries are hints (a lost one is a cache miss)
+// and syncing two of them per download cost more than the download of a small file.
+Result<void> write_hint(const std::string& path, const std::string& text) {
+  std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return Error(Errc::Io, "cannot write " + util::quote(tmp));
+  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  ::close(fd);
+  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
+    ::unlink(tmp.c_str());
+    return Error(Errc::Io, "cannot write " + util::quote(path));
+  }
+  return {};
+}
+
+}  // namespace
+
 Result<void> Cache::record(const IndexEntry& e) const {
   nlohmann::ordered_json j = {{"url", e.url},       {"etag", e.etag},           {"sha256", e.sha256},
                               {"size_bytes", e.size_bytes}, {"hf_commit", e.hf_commit}, {"filename", e.filename}};
   std::string text = j.dump(2) + "\n";
   if (!e.url.empty())
-    if (auto r = write_file_atomic(root_ + "/index/url/" + sha256_hex(e.url) + ".json", text); !r.ok()) return r;
-  return write_file_atomic(root_ + "/index/sha256/" + e.sha256 + ".json", text);
+    if (auto r = write_hint(root_ + "/index/url/" + sha256_hex(e.url) + ".json", text); !r.ok()) return r;
+  return write_hint(root_ + "/index/sha256/" + e.sha256 + ".json", text);
 }
 
 void Cache::touch(std::string_view sha256) const {

@@ -24,6 +24,9 @@
 #include <cstring>
 #include <filesystem>
 #include <random>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
 #include <thread>
 
 #include "cyllm/fetch.h"
@@ -75,13 +78,6 @@ std::optional<std::uint64_t> file_size(const std::string& path) {
 
 bool is_disk_full(int e) { return e == ENOSPC || e == EDQUOT || e == EFBIG; }
 
-void fsync_dir(const std::string& dir) {
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd >= 0) {
-    ::fsync(fd);
-    ::close(fd);
-  }
-}
 
 std::string read_small(const std::string& path) {
   FILE* f = std::fopen(path.c_str(), "rb");
@@ -128,8 +124,74 @@ Result<std::string> place(const std::string& blob, const std::string& dest_dir, 
   return target;
 }
 
+// Makes verified files durable and visible off the event loop: fdatasync, rename into
+// blobs/, the index entry, the link into dest. Several threads, so that the fsyncs of many
+// small files share journal commits instead of queueing one after another.
+class Finisher {
+ public:
+  struct Outcome {
+    std::size_t job = 0;
+    std::optional<Error> error;
+    std::string path, warning;
+  };
+  explicit Finisher(std::size_t n_threads) {
+    for (std::size_t i = 0; i < n_threads; ++i) threads_.emplace_back([this] { work(); });
+  }
+  ~Finisher() {
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+  void submit(std::function<Outcome()> task) {
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      queue_.push_back(std::move(task));
+      ++pending_;
+    }
+    cv_.notify_one();
+  }
+  std::vector<Outcome> take() {
+    std::lock_guard<std::mutex> g(mu_);
+    std::vector<Outcome> out;
+    out.swap(done_);
+    pending_ -= out.size();
+    return out;
+  }
+  std::size_t pending() {
+    std::lock_guard<std::mutex> g(mu_);
+    return pending_;
+  }
+
+ private:
+  void work() {
+    for (;;) {
+      std::function<Outcome()> task;
+      {
+        std::unique_lock<std::mutex> g(mu_);
+        cv_.wait(g, [this] { return stop_ || !queue_.empty(); });
+        if (queue_.empty()) return;
+        task = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      Outcome o = task();
+      std::lock_guard<std::mutex> g(mu_);
+      done_.push_back(std::move(o));
+    }
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<Outcome()>> queue_;
+  std::vector<Outcome> done_;
+  std::size_t pending_ = 0;
+  bool stop_ = false;
+  std::vector<std::thread> threads_;
+};
+
 struct Job {
-  enum class State { Pending, WaitLock, Running, Backoff, Done };
+  enum class State { Pending, WaitLock, Running, Backoff, Finalizing, Done };
   enum class Verdict { None, Body, Redirect, Restart, CompleteFromPart, Fail };
 
   std::size_t id = 0;
@@ -148,7 +210,7 @@ struct Job {
   HttpResponseHead head;
   int fd = -1;
   EVP_MD_CTX* md = nullptr;
-  std::uint64_t offset = 0, received = 0;
+  std::uint64_t offset = 0, received = 0, writeback_from = 0;
   std::optional<std::uint64_t> total;
   std::optional<Error> write_error;
   std::optional<milliseconds> retry_after;
@@ -180,9 +242,14 @@ class Run {
     }
     const std::size_t slots = std::max<std::size_t>(1, o_.jobs);
     for (;;) {
+      collect_finished();
       if (ctx_.cancelled()) {
         report_.cancelled = true;
         http_.abort_all();
+        while (finisher_.pending() > 0) {  // files already verified are kept
+          std::this_thread::sleep_for(milliseconds(2));
+          collect_finished();
+        }
         for (auto& j : jobs_)
           if (j->state != Job::State::Done) fail(*j, Error(Errc::Cancelled, "interrupted; the partial file is kept for a later resume"));
         break;
@@ -212,8 +279,8 @@ class Run {
       if (waiting == 0) break;
       std::size_t active = 0;
       for (auto& j : jobs_) active += j->state == Job::State::Running;
-      if (active > 0) http_.poll(milliseconds(100));
-      else std::this_thread::sleep_for(milliseconds(20));
+      if (active > 0) http_.poll(milliseconds(finisher_.pending() > 0 ? 5 : 100));
+      else std::this_thread::sleep_for(milliseconds(finisher_.pending() > 0 ? 1 : 20));
       if (progress_) progress_->tick();
     }
     for (auto& j : jobs_) report_.artifacts.push_back(std::move(j->res));
@@ -344,6 +411,7 @@ class Run {
     }
     j.md = EVP_MD_CTX_new();
     EVP_DigestInit_ex(j.md, EVP_sha256(), nullptr);
+    j.writeback_from = truncate ? 0 : j.offset;
     return true;
   }
 
@@ -418,6 +486,14 @@ class Run {
     }
     EVP_DigestUpdate(j.md, data.data(), data.size());
     j.received += data.size();
+    // Start writeback of every 32 MiB as it arrives (non-blocking), so the fsync at the end
+    // does not have the whole file to write.
+    const std::uint64_t written = j.offset + j.received;
+    if (written - j.writeback_from >= (32u << 20)) {
+      ::sync_file_range(j.fd, static_cast<off_t>(j.writeback_from), static_cast<off_t>(written - j.writeback_from),
+                        SYNC_FILE_RANGE_WRITE);
+      j.writeback_from = written;
+    }
     report_.downloaded_bytes += data.size();
     if (progress_) progress_->advanced(j.id, j.offset + j.received, j.total);
     return true;
@@ -592,34 +668,69 @@ class Run {
                                             "; the file was deleted"));
       return;
     }
-    // Durable before visible.
-    int fd = ::open(j.part.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0 || ::fsync(fd) != 0) {
-      int e = errno;
-      if (fd >= 0) ::close(fd);
-      if (is_disk_full(e)) remove_part(j);
-      fail(j, Error(is_disk_full(e) ? Errc::DiskFull : Errc::Io, "cannot sync " + quote(j.part) + ": " + std::strerror(e)));
-      return;
-    }
-    ::close(fd);
-    ::chmod(j.part.c_str(), 0444);
-    std::string blob = cache_.blob_path(hex);
-    if (::rename(j.part.c_str(), blob.c_str()) != 0) {
-      int e = errno;
-      remove_part(j);
-      fail(j, Error(Errc::Io, "cannot move " + quote(j.part) + " to " + quote(blob) + ": " + std::strerror(e)));
-      return;
-    }
-    ::unlink(j.etag_file.c_str());
-    fsync_dir(cache_.root() + "/blobs/sha256");
+    close_fd(j);
     j.res.sha256 = hex;
     j.res.size_bytes = size;
     j.res.final_url = j.url;
-    IndexEntry e{a.url, j.res.etag, hex, j.res.hf_commit, a.filename, size};
-    if (auto r = cache_.record(e); !r.ok())
-      ctx_.log.log(LogLevel::Warn, "cannot write the cache index: " + r.error().to_string());
-    if (progress_) progress_->finished(j.id, true, false);
-    finish_ok(j);
+    j.state = Job::State::Finalizing;
+    IndexEntry entry{a.url, j.res.etag, hex, j.res.hf_commit, a.filename, size};
+    const std::string part = j.part, etag_file = j.etag_file, blob = cache_.blob_path(hex);
+    const std::string dest = o_.dest_dir, filename = a.filename;
+    const Cache* cache = &cache_;
+    const std::size_t id = j.id;
+    finisher_.submit([=]() {
+      Finisher::Outcome out;
+      out.job = id;
+      // Durable before visible.
+      int fd = ::open(part.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0 || ::fdatasync(fd) != 0) {
+        int e = errno;
+        if (fd >= 0) ::close(fd);
+        if (is_disk_full(e)) {
+          ::unlink(part.c_str());
+          ::unlink(etag_file.c_str());
+        }
+        out.error = Error(is_disk_full(e) ? Errc::DiskFull : Errc::Io, "cannot sync " + quote(part) + ": " + std::strerror(e));
+        return out;
+      }
+      ::close(fd);
+      ::chmod(part.c_str(), 0444);
+      if (::rename(part.c_str(), blob.c_str()) != 0) {
+        int e = errno;
+        ::unlink(part.c_str());
+        ::unlink(etag_file.c_str());
+        out.error = Error(Errc::Io, "cannot move " + quote(part) + " to " + quote(blob) + ": " + std::strerror(e));
+        return out;
+      }
+      ::unlink(etag_file.c_str());
+      // The directory is not fsynced per file: after a crash a rename may be lost, which
+      // is a cache miss, never a blob name pointing at unsynced bytes (the data was
+      // synced above, before the rename).
+      if (auto r = cache->record(entry); !r.ok()) out.warning = "cannot write the cache index: " + r.error().to_string();
+      out.path = blob;
+      if (!dest.empty()) {
+        auto placed = place(blob, dest, filename);
+        if (!placed) out.error = std::move(placed).error();
+        else out.path = *placed;
+      }
+      return out;
+    });
+  }
+
+  // Applies what the finisher threads completed (on the event-loop thread).
+  void collect_finished() {
+    for (auto& o : finisher_.take()) {
+      Job& j = *jobs_[o.job];
+      if (!o.warning.empty()) ctx_.log.log(LogLevel::Warn, o.warning);
+      if (o.error) {
+        fail(j, std::move(*o.error));
+        continue;
+      }
+      j.res.path = o.path;
+      if (progress_) progress_->finished(j.id, true, false);
+      unlock(j);
+      j.state = Job::State::Done;
+    }
   }
 
   void finish_ok(Job& j) {
@@ -653,6 +764,7 @@ class Run {
   Progress* progress_;
   std::mt19937_64 rng_;
   std::vector<std::unique_ptr<Job>> jobs_;
+  Finisher finisher_{8};
   DownloadReport report_;
 };
 

@@ -114,6 +114,7 @@ TEST_CASE("TLS with a self-signed certificate: refused without --ca-bundle, acce
   auto ok = run_tool("cy-llm-fetch", {"--cache-dir", cache, "--ca-bundle", cert, nginx.url("/m.gguf", true)});
   CHECK(ok.exit_code == 0);
   CHECK(manifest(ok)["artifacts"][0]["sha256"] == fetch::sha256_hex("tls payload"));
+  CHECK(nginx.access_log().find("HTTP/2.0") != std::string::npos);  // ALPN chose HTTP/2
 }
 
 TEST_CASE("two processes on one cache and one URL: downloaded once, both succeed") {
@@ -226,4 +227,62 @@ TEST_CASE("SIGINT: exit 130 and the .part stays") {
   auto part = cache + "/partial/" + fetch::sha256_hex(srv.url("/int")) + ".part";
   REQUIRE(fs::exists(part));
   CHECK(fs::file_size(part) == 50000);
+}
+
+TEST_CASE("proxies from the environment: upper-case names work, NO_PROXY bypasses") {
+  TempDir tmp;
+  FaultServer proxy;  // a forward proxy sees the absolute URL as the request target
+  Route r;
+  r.body = "via proxy";
+  proxy.route("http://files.invalid/p.bin", r);
+  const std::string cache = (tmp.path() / "cache").string();
+  const std::string px = "http://127.0.0.1:" + std::to_string(proxy.port());
+  auto up = run_tool("cy-llm-fetch", {"--cache-dir", cache, "--retries", "1", "http://files.invalid/p.bin"}, "",
+                     {"HTTP_PROXY=" + px, "http_proxy="});
+  CHECK(up.exit_code == 0);
+  CHECK(proxy.count("http://files.invalid/p.bin") == 1);
+  auto low = run_tool("cy-llm-fetch", {"--cache-dir", (tmp.path() / "c2").string(), "--retries", "1", "http://files.invalid/p.bin"},
+                      "", {"http_proxy=" + px, "HTTP_PROXY="});
+  CHECK(low.exit_code == 0);
+  CHECK(proxy.count("http://files.invalid/p.bin") == 2);
+  auto bypass = run_tool("cy-llm-fetch", {"--cache-dir", (tmp.path() / "c3").string(), "--retries", "1",
+                                          "http://files.invalid/p.bin"},
+                         "", {"HTTP_PROXY=" + px, "NO_PROXY=files.invalid"});
+  CHECK(bypass.exit_code == 1);  // direct: .invalid does not resolve
+  CHECK(bypass.err.find("fetch.network") != std::string::npos);
+  CHECK(proxy.count("http://files.invalid/p.bin") == 2);
+}
+
+TEST_CASE("hf:// through HF_ENDPOINT: token sent to the hub, commit pinned in the manifest, errors explained") {
+  TempDir tmp;
+  FaultServer hub;
+  Route file;
+  file.body = "gguf bytes";
+  file.extra_headers = {"X-Repo-Commit: 4f3e2d1c0b"};
+  hub.route("/org/model/resolve/main/w.gguf", file);
+  Route gated;
+  gated.status = 403;
+  gated.extra_headers = {"X-Error-Code: GatedRepo"};
+  hub.route("/org/gated/resolve/main/w.gguf", gated);
+  Route missing;
+  missing.status = 404;
+  missing.extra_headers = {"X-Error-Code: EntryNotFound"};
+  hub.route("/org/model/resolve/main/nope.gguf", missing);
+  const std::string ep = "http://127.0.0.1:" + std::to_string(hub.port());
+  const std::vector<std::string> env = {"HF_ENDPOINT=" + ep, "HF_TOKEN=hf_test"};
+  auto r = run_tool("cy-llm-fetch", {"--cache-dir", (tmp.path() / "cache").string(), "hf://org/model/w.gguf"}, "", env);
+  CHECK(r.exit_code == 0);
+  auto j = manifest(r);
+  CHECK(j["artifacts"][0]["hf"]["commit"] == "4f3e2d1c0b");
+  CHECK(j["artifacts"][0]["hf"]["revision"] == "main");
+  CHECK(hub.requests().at(0).header("authorization") == "Bearer hf_test");
+  auto g = run_tool("cy-llm-fetch", {"--cache-dir", (tmp.path() / "cache").string(), "hf://org/gated/w.gguf"}, "", env);
+  CHECK(g.exit_code == 1);
+  CHECK(g.err.find("fetch.hub_auth") != std::string::npos);
+  CHECK(g.err.find("gated") != std::string::npos);
+  auto n = run_tool("cy-llm-fetch", {"--cache-dir", (tmp.path() / "cache").string(), "hf://org/model/nope.gguf"}, "", env);
+  CHECK(n.exit_code == 1);
+  CHECK(n.err.find("fetch.hub_not_found") != std::string::npos);
+  CHECK(n.err.find("file \\\"nope.gguf\\\" does not exist in org/model") != std::string::npos);
+  CHECK(manifest(n)["artifacts"][0]["error"]["code"] == "fetch.hub_not_found");
 }

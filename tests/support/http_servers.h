@@ -22,6 +22,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <string>
@@ -329,6 +330,10 @@ class NginxServer {
   int port() const { return port_; }
   std::string url(const std::string& path, bool tls = false) const {
     return std::string(tls ? "https" : "http") + "://127.0.0.1:" + std::to_string(port_) + path;
+  }
+  std::string access_log() const {
+    std::ifstream f(access_log_);
+    return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
   }
   // Requests logged so far for a path (nginx writes each access log line at once).
   int count(const std::string& path) const {
