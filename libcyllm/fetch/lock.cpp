@@ -60,12 +60,14 @@ Result<Lock> parse_lock(std::string_view text) {
                                       " bytes; the limit is " + std::to_string(kMaxLockBytes));
   Lock lock;
   auto lines = util::split_lines(text);
+  std::vector<std::string> pending;  // comments waiting for the entry below them
   for (std::size_t i = 0; i < lines.size(); ++i) {
     std::size_t start = i + 1;
     std::string_view first = lines[i];
     // Whole-line comments before any entry or option form the header.
     if (!util::trim(first).empty() && util::trim(first).front() == '#') {
       if (lock.entries.empty() && lock.options.empty()) lock.comments.emplace_back(util::trim(first));
+      else pending.emplace_back(util::trim(first));
       continue;
     }
     // Join '\' continuations (pip joins before stripping comments).
@@ -86,10 +88,13 @@ Result<Lock> parse_lock(std::string_view text) {
           util::starts_with(opt, "-e"))
         return bad_line(start, "option " + util::quote(tokens[0]) + " is not allowed in a lock");
       lock.options.emplace_back(body);
+      pending.clear();
       continue;
     }
     LockEntry e;
     e.line = start;
+    e.comments = std::move(pending);
+    pending.clear();
     std::size_t t = 0;
     std::string req;
     for (; t < tokens.size() && tokens[t].front() != '-'; ++t) {
@@ -173,13 +178,18 @@ Result<std::string> fill_lock(const Lock& lock, const std::vector<FetchedFile>& 
       // pip skips a requirement whose marker does not hold before it checks hashes, so an
       // unfetched, marker-guarded entry may stay without one.
       if (!e.marker.empty()) {
+        for (const auto& c : e.comments) out += c + "\n";
         out += e.requirement + "\n";
         continue;
       }
       return Error(Errc::BadSource, "requirements.lock:" + std::to_string(e.line) + ": " + util::quote(e.requirement) +
                                         " has no --hash and no fetched file; pip --require-hashes would refuse it");
     }
-    if (first_seen) out += "# sha256 first seen by cy-llm-fetch (the registry had none): " + e.name + "\n";
+    const std::string mark = "# sha256 first seen by cy-llm-fetch (the registry had none): " + e.name;
+    for (const auto& c : e.comments)
+      if (c != mark) out += c + "\n";
+    bool marked = std::find(e.comments.begin(), e.comments.end(), mark) != e.comments.end();
+    if (first_seen || marked) out += mark + "\n";
     // A pin lets `pip --no-index --find-links WHEELHOUSE` find the fetched file; a URL
     // requirement would make pip download it again.
     std::string line = !mine.empty() && !version.empty() ? e.name + "==" + version : e.requirement;

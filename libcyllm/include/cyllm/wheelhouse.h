@@ -148,6 +148,7 @@ struct LockEntry {
   std::vector<std::string> sha256;  // lowercase hex, in file order
   std::vector<std::string> options; // other per-requirement options as written ("--no-deps")
   std::size_t line = 0;             // 1-based line where the entry starts
+  std::vector<std::string> comments;  // whole-line comments just above it (after the header)
 };
 
 struct Lock {
