@@ -123,6 +123,7 @@ Result<Lock> parse_lock(std::string_view text) {
     if (!parsed.ok()) return bad_line(start, parsed.error().message());
     e.requirement = req;
     e.name = parsed->normalized_name();
+    e.extras = parsed->extras;
     e.url = parsed->url;
     if (parsed->marker) e.marker = parsed->marker->to_string();
     const auto& specs = parsed->specifier.specifiers();
@@ -190,9 +191,14 @@ Result<std::string> fill_lock(const Lock& lock, const std::vector<FetchedFile>& 
       if (c != mark) out += c + "\n";
     bool marked = std::find(e.comments.begin(), e.comments.end(), mark) != e.comments.end();
     if (first_seen || marked) out += mark + "\n";
-    // A pin lets `pip --no-index --find-links WHEELHOUSE` find the fetched file; a URL
-    // requirement would make pip download it again.
-    std::string line = !mine.empty() && !version.empty() ? e.name + "==" + version : e.requirement;
+    // A URL requirement would make pip download the file again: it becomes a pin on the
+    // fetched version, which `pip --no-index --find-links WHEELHOUSE` finds locally.
+    // Other requirements stay as written.
+    std::string extras;
+    for (const auto& x : e.extras) extras += (extras.empty() ? "[" : ",") + x;
+    if (!extras.empty()) extras += "]";
+    bool repin = !e.url.empty() && !mine.empty() && !version.empty();
+    std::string line = repin ? e.name + extras + "==" + version : e.requirement;
     if (line != e.requirement && !e.marker.empty()) line += " ; " + e.marker;
     out += line;
     for (const auto& o : e.options) out += " " + o;

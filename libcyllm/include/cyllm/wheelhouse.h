@@ -142,6 +142,7 @@ Result<std::vector<EnvironmentInstall>> plan_installs(const nlohmann::json& plan
 struct LockEntry {
   std::string requirement;          // PEP 508 text without options: "torch==2.9.0", "x @ url"
   std::string name;                 // PEP 503 normalised
+  std::vector<std::string> extras;  // normalised, sorted ("[cuda,dev]" -> {"cuda", "dev"})
   std::string version;              // the pinned version of "==V" (no wildcard), else ""
   std::string url;                  // of "name @ url", else ""
   std::string marker;               // canonical marker text, "" when none
@@ -172,9 +173,11 @@ struct FetchedFile {
   std::string filename;  // base name in the wheelhouse ("" when unknown)
 };
 
-// The lock rewritten for an offline install from the wheelhouse: each entry becomes
-// "name==version[ ; marker]" (URL requirements become pins on the fetched version so
-// that --find-links finds them) followed by every known --hash. An entry's fetched files
+// The lock rewritten for an offline install from the wheelhouse: each entry keeps its
+// requirement, except that "name[extras] @ url[ ; marker]" becomes
+// "name[extras]==VERSION[ ; marker]" on the fetched version (so that --find-links finds the
+// local file instead of pip downloading the URL), followed by every known --hash. Comments
+// above entries are kept; an entry with no hash but a marker is kept as is. An entry's fetched files
 // are those with its name and, when pinned, an equal version (or, for a URL entry, the
 // URL's file name). A fetched hash that the lock lacks while the lock lists others fails
 // with fetch.hash_mismatch; a hash the lock had none of is added under a comment

@@ -157,6 +157,14 @@ TEST_CASE("fill_lock refuses a fetched hash the lock does not allow, and entries
   auto ok = fill_lock(*lock, {{"a", "1.0", kH1, ""}, {"B", "2", kH3, ""}});
   REQUIRE(ok.ok());
   CHECK(ok->find("b==2.0 \\\n    --hash=sha256:" + kH3) != std::string::npos);
+  // Extras survive the rewrite of a URL requirement into a pin.
+  auto extras = parse_lock("c[Dev,cuda] @ https://h/c-3.0-py3-none-any.whl ; python_version >= \"3.9\"\n");
+  REQUIRE(extras.ok());
+  CHECK(extras->entries[0].extras == std::vector<std::string>{"cuda", "dev"});
+  auto pinned = fill_lock(*extras, {{"c", "3.0", kH1, "c-3.0-py3-none-any.whl"}});
+  REQUIRE(pinned.ok());
+  CHECK(*pinned == "# sha256 first seen by cy-llm-fetch (the registry had none): c\n"
+                   "c[cuda,dev]==3.0 ; python_version >= \"3.9\" \\\n    --hash=sha256:" + kH1 + "\n");
   auto junk = fill_lock(*lock, {{"a", "1.0", "nothex", ""}});
   CHECK(junk.error().code() == Errc::InvalidArgument);
 }
