@@ -7,6 +7,7 @@
 
 #include "common/cli.h"
 #include "cyllm/fetch.h"
+#include "cyllm/wheelhouse.h"
 
 using namespace cyllm;
 
@@ -85,7 +86,7 @@ int main(int argc, char** argv) {
     cli::add_common_flags(app, common, "cy-llm-fetch");
     app.add_option("sources", sources, "URLs or hf:// references to fetch")->option_text("SOURCE...");
     app.add_option("--plan", plan, "Plan JSON file (cy-llm-resolve output), or - for stdin")->option_text("FILE");
-    app.add_option("--lock", lock, "A requirements.lock whose pinned, hashed wheels to fetch")->option_text("FILE");
+    app.add_option("--lock", lock, "A requirements.lock: alone, the wheels to fetch; with --plan, the lock cy-llm-resolve wrote. Rewritten with every --hash filled in")->option_text("FILE");
     app.add_option("--python", python, "Target Python for --lock wheels (a plan names its own)")->option_text("3.X");
     app.add_option("--dest", dest, "Put (hard links to) the fetched files in this directory")->option_text("DIR");
     app.add_option("--cache-dir", cache_dir, "Cache directory (default $XDG_CACHE_HOME/cy-llm)")->option_text("DIR");
@@ -97,7 +98,7 @@ int main(int argc, char** argv) {
     app.add_option("--stall-timeout", stall_timeout, "Seconds without data before a transfer is retried (default 30)")->check(CLI::PositiveNumber);
     app.add_option("--retries", retries, "Attempts per file on connection errors, 429 and 5xx (default 6)")->check(CLI::Range(1, 100));
     app.add_option("--gc", gc, "Trim the cache to at most SIZE (e.g. 20G), least recently used first, then exit")->option_text("SIZE");
-    app.add_option("--install", install, "Create/update this venv from the fetched wheels")->option_text("VENV");
+    app.add_option("--install", install, "Create this venv (one per plan environment: VENV/<name>) and pip install the lock from --dest, hash-checked")->option_text("VENV");
     app.add_option("--progress", progress, "Progress on stderr: auto (bars on a terminal), tty, json or none")
         ->check(CLI::IsMember({"auto", "tty", "json", "none"}));
     app.footer("Environment: HF_TOKEN, HF_ENDPOINT, XDG_CACHE_HOME, http_proxy/HTTP_PROXY, https_proxy/HTTPS_PROXY,\n"
@@ -123,8 +124,8 @@ int main(int argc, char** argv) {
     }
     if (sources.empty() && plan.empty() && lock.empty())
       return env.fail(Error(Errc::Usage, "nothing to fetch: give SOURCEs, --plan FILE|- or --lock FILE"));
-    if (!install.empty())
-      return env.fail(Error(Errc::NotImplemented, "--install is not built yet in this version"));
+    if (!install.empty() && (lock.empty() || dest.empty()))
+      return env.fail(Error(Errc::Usage, "--install needs --dest (the wheelhouse) and --lock (what to install)"));
 
     fetch::DownloadOptions o;
     o.dest_dir = dest;
@@ -171,7 +172,9 @@ int main(int argc, char** argv) {
       }
       return {};
     };
-    if (!lock.empty()) {
+    nlohmann::json plan_doc;
+    std::optional<wheel::TargetEnvironment> target;
+    if (!lock.empty() && plan.empty()) {
       auto text = read_input(lock, "lock");
       if (!text) return env.fail(text.error());
       auto l = fetch::parse_lock(*text);
@@ -179,6 +182,13 @@ int main(int argc, char** argv) {
       PlanTarget t;
       t.python = python;
       if (auto r = add_lock(*l, "", t); !r.ok()) return env.fail(r.error());
+      wheel::TargetEnvironment te;
+      if (auto dot = python.find('.'); dot != std::string::npos) {
+        te.python_major = std::atoi(python.substr(0, dot).c_str());
+        te.python_minor = std::atoi(python.substr(dot + 1).c_str());
+      }
+      te.glibc_minor = 99;  // unknown: any manylinux
+      target = te;
     }
     if (!plan.empty()) {
       auto text = read_input(plan, "plan");
@@ -186,6 +196,10 @@ int main(int argc, char** argv) {
       PlanTarget t;
       auto locks = locks_from_plan(*text, t);
       if (!locks) return env.fail(locks.error());
+      plan_doc = nlohmann::json::parse(*text);
+      auto te = wheelhouse::target_from_plan(plan_doc);
+      if (!te) return env.fail(te.error());
+      target = *te;
       for (const auto& [name, l] : *locks)
         if (auto r = add_lock(l, name, t); !r.ok()) return env.fail(r.error());
     }
@@ -197,8 +211,48 @@ int main(int argc, char** argv) {
     auto report = fetch::download_all(ctx, *http, cache, artifacts, o, bar.get());
     bar.reset();  // final redraw before the manifest and errors
     if (!report) return env.fail(report.error());
+
+    // Every wheel opened and checked (RECORD hashes, safe paths, METADATA, tags against the
+    // target); a refused wheel leaves the wheelhouse.
+    std::vector<wheelhouse::FetchedFile> fetched;
+    for (auto& a : report->artifacts) {
+      if (a.error || !a.artifact.filename.ends_with(".whl")) continue;
+      auto info = wheelhouse::verify_wheel(a.path, target);
+      if (!info) {
+        if (!dest.empty()) std::remove(a.path.c_str());
+        a.error = std::move(info).error().with_context("while verifying " + a.artifact.filename);
+        continue;
+      }
+      fetched.push_back({info->name, info->version, a.sha256, a.artifact.filename});
+    }
+    bool all_ok = !report->cancelled;
+    for (const auto& a : report->artifacts) all_ok = all_ok && !a.error;
     cli::print_json(fetch::manifest_json(*report, dest, cache_dir));
     if (report->cancelled) return static_cast<int>(ExitCode::Interrupted);
+
+    // The locks, every --hash filled in (first-seen hashes marked), then the venvs.
+    if (all_ok && !lock.empty()) {
+      std::vector<wheelhouse::EnvironmentInstall> envs;
+      if (!plan.empty()) {
+        auto p = wheelhouse::plan_installs(plan_doc, install.empty() ? std::string("venv") : install, lock);
+        if (!p) return env.fail(p.error());
+        envs = std::move(*p);
+      } else {
+        envs.push_back({"default", install, lock});
+      }
+      for (const auto& e : envs) {
+        auto text = read_input(e.lock_path, "lock");
+        if (!text) return env.fail(text.error());
+        auto parsed = wheelhouse::parse_lock(*text);
+        if (!parsed) return env.fail(parsed.error());
+        auto filled = wheelhouse::fill_lock(*parsed, fetched);
+        if (!filled) return env.fail(std::move(filled).error().with_context("while filling " + e.lock_path));
+        if (auto w = wheelhouse::write_lock(e.lock_path, *filled); !w.ok()) return env.fail(w.error());
+        if (install.empty()) continue;
+        env.logger().log(LogLevel::Info, "installing environment " + e.name + " into " + e.venv_dir);
+        if (auto r = wheelhouse::install_venv(ctx, e.venv_dir, dest, e.lock_path); !r.ok()) return env.fail(r.error());
+      }
+    }
     int rc = 0;
     for (const auto& a : report->artifacts)
       if (a.error) {

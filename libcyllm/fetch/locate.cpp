@@ -126,8 +126,16 @@ Result<std::vector<Artifact>> locate_wheels(const Context& ctx, HttpClient& http
       return Error(Errc::OfflineMiss, quote(r.line) + " is not in the cache and --offline forbids reading the index");
     if (lock.index_urls.empty())
       return Error(Errc::BadSource, "the lock names no --index-url to find " + quote(r.name) + " in");
-    auto want = packaging::parse_version(r.version);
+    std::optional<packaging::Version> want;
+    if (!r.version.empty()) {
+      auto v = packaging::parse_version(r.version);
+      if (!v) return Error(Errc::BadSource, "lock line " + quote(r.line) + ": bad version " + quote(r.version));
+      want = *v;
+    }
+    auto range = packaging::parse_specifier_set(r.specifier);
+    if (!range) return Error(Errc::BadSource, "lock line " + quote(r.line) + ": bad specifier " + quote(r.specifier));
     std::optional<IndexFile> best;
+    std::optional<packaging::Version> best_version;
     std::size_t best_rank = SIZE_MAX;
     std::string looked;
     for (const auto& index : lock.index_urls) {
@@ -148,13 +156,16 @@ Result<std::vector<Artifact>> locate_wheels(const Context& ctx, HttpClient& http
         if (!wf) continue;
         if (packaging::normalize_name(wf->distribution) != packaging::normalize_name(r.name)) continue;
         auto v = packaging::parse_version(wf->version);
-        if (!want || !v || !(*v == *want)) continue;
+        if (!v) continue;
+        if (want ? !(*v == *want) : !range->contains(*v)) continue;
         if (!r.sha256s.empty() && !f.sha256.empty()) {
           if (std::find(r.sha256s.begin(), r.sha256s.end(), f.sha256) == r.sha256s.end()) continue;
         }
         auto rank = wheel::wheel_rank(*wf, supported);
         if (!rank) continue;
-        if (*rank < best_rank) {
+        // The highest fitting version, then its best-ranked wheel.
+        if (!best_version || *v > *best_version || (*v == *best_version && *rank < best_rank)) {
+          best_version = *v;
           best_rank = *rank;
           best = f;
         }
@@ -162,7 +173,7 @@ Result<std::vector<Artifact>> locate_wheels(const Context& ctx, HttpClient& http
       if (best) break;
     }
     if (!best)
-      return Error(Errc::BadSource, "no wheel of " + r.name + "==" + r.version + " for Python " + std::string(python) +
+      return Error(Errc::BadSource, "no wheel of " + r.name + (r.version.empty() ? r.specifier : "==" + r.version) + " for Python " + std::string(python) +
                                         " on " + target.architecture +
                                         (r.sha256s.empty() ? "" : " with a locked hash") + " in " + looked);
     a.url = best->url;

@@ -8,6 +8,7 @@
 #include <regex>
 
 #include "cyllm/fetch.h"
+#include "cyllm/packaging.h"
 #include "util/strings.h"
 
 namespace cyllm::fetch {
@@ -195,14 +196,24 @@ Result<LockFile> parse_lock(std::string_view text) {
     if (auto at = spec.find(" @ "); at != std::string::npos) {
       r.name = std::string(trim(spec.substr(0, at)));
       r.url = std::string(trim(spec.substr(at + 3)));
-    } else if (auto eq = spec.find("=="); eq != std::string::npos) {
-      r.name = std::string(trim(spec.substr(0, eq)));
-      r.version = std::string(trim(spec.substr(eq + 2)));
-      if (auto br = r.name.find('['); br != std::string::npos) r.name.resize(br);
-      if (r.version.empty() || r.version.find_first_of(",<>=!~* ") != std::string::npos)
-        return Error(Errc::BadSource, "lock line " + quote(l) + " does not pin one exact version (name==version)");
     } else {
-      return Error(Errc::BadSource, "lock line " + quote(l) + " does not pin one exact version (name==version)");
+      std::size_t n = 0;
+      while (n < spec.size() && (std::isalnum(static_cast<unsigned char>(spec[n])) || spec[n] == '-' || spec[n] == '_' || spec[n] == '.')) ++n;
+      r.name = spec.substr(0, n);
+      std::string rest(trim(std::string_view(spec).substr(n)));
+      if (!rest.empty() && rest.front() == '[') {
+        auto close = rest.find(']');
+        if (close == std::string::npos) return Error(Errc::BadSource, "lock line " + quote(l) + " has unbalanced extras");
+        rest = std::string(trim(std::string_view(rest).substr(close + 1)));
+      }
+      if (util::starts_with(rest, "==") && rest.find_first_of(",<>!~*", 2) == std::string::npos &&
+          rest.find('=', 2) == std::string::npos) {
+        r.version = std::string(trim(std::string_view(rest).substr(2)));
+      } else {
+        if (!packaging::parse_specifier_set(rest).ok())
+          return Error(Errc::BadSource, "lock line " + quote(l) + " has a bad version specifier " + quote(rest));
+        r.specifier = rest;
+      }
     }
     if (r.name.empty()) return Error(Errc::BadSource, "lock line " + quote(l) + " names no package");
     lock.requirements.push_back(std::move(r));

@@ -12,6 +12,7 @@
 
 #include "cyllm/fetch.h"
 #include "http_servers.h"
+#include "make_wheel.h"
 #include "test_support.h"
 
 using namespace cyllm;
@@ -172,33 +173,69 @@ TEST_CASE("disk full (a 1 MiB tmpfs cache) fails cleanly with no partial file") 
   ::umount2(mnt.c_str(), MNT_DETACH);
 }
 
-TEST_CASE("--lock: wheels found through a PEP 503 index, hashes enforced, second run offline") {
+TEST_CASE("--lock: wheels found through a PEP 503 index, verified, lock filled, installed; then offline") {
   TempDir tmp;
   FaultServer srv;
-  const std::string whl = "not really a zip, but hashed";
-  const std::string sha = fetch::sha256_hex(whl);
+  auto whl = make_wheel(tmp.path() / "built", "demo_pkg", "1.0");
+  auto dep = make_wheel(tmp.path() / "built", "demo_dep", "2.1");
+  const std::string whl_bytes = read_text(whl.path), dep_bytes = read_text(dep.path);
   Route page;
   page.content_type = "text/html";
-  page.body = "<html><body><a href=\"/files/demo_pkg-1.0-py3-none-any.whl#sha256=" + sha +
-              "\">demo_pkg-1.0-py3-none-any.whl</a>\n<a href=\"/files/demo_pkg-0.9-py3-none-any.whl\">demo_pkg-0.9-py3-none-any.whl</a></body></html>";
+  page.body = "<html><body><a href=\"/files/" + whl.filename() + "#sha256=" + whl.sha256 + "\">" + whl.filename() +
+              "</a>\n<a href=\"/files/demo_pkg-0.9-py3-none-any.whl\">demo_pkg-0.9-py3-none-any.whl</a></body></html>";
   srv.route("/simple/demo-pkg/", page);
-  Route file;
-  file.body = whl;
-  srv.route("/files/demo_pkg-1.0-py3-none-any.whl", file);
+  Route dep_page;  // PEP 691 JSON without hashes: the hash is first seen by fetch
+  dep_page.content_type = "application/vnd.pypi.simple.v1+json";
+  dep_page.body = R"({"meta":{"api-version":"1.0"},"name":"demo-dep","files":[{"filename":")" + dep.filename() +
+                  R"(","url":"/files/)" + dep.filename() + R"(","hashes":{}}]})";
+  srv.route("/simple/demo-dep/", dep_page);
+  Route f1, f2;
+  f1.body = whl_bytes;
+  f2.body = dep_bytes;
+  srv.route("/files/" + whl.filename(), f1);
+  srv.route("/files/" + dep.filename(), f2);
   const std::string lock = (tmp.path() / "requirements.lock").string();
-  write_file(lock, "--index-url " + srv.url("/simple") + "\ndemo_pkg==1.0 \\\n    --hash=sha256:" + sha + "\n");
+  write_file(lock, "--index-url " + srv.url("/simple") + "\ndemo_pkg==1.0 \\\n    --hash=sha256:" + whl.sha256 +
+                       "\ndemo-dep==2.1\n");
   const std::string cache = (tmp.path() / "cache").string(), dest = (tmp.path() / "wh").string();
-  auto r = run_tool("cy-llm-fetch", {"--cache-dir", cache, "--dest", dest, "--lock", lock});
-  CHECK(r.exit_code == 0);
-  CHECK(read_text(dest + "/demo_pkg-1.0-py3-none-any.whl") == whl);
+  const std::string venv = (tmp.path() / "venv").string();
+  auto r = run_tool("cy-llm-fetch", {"--cache-dir", cache, "--dest", dest, "--lock", lock, "--install", venv}, "", {},
+                    std::chrono::seconds(300));
+  REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  CHECK(read_text(dest + "/" + whl.filename()) == whl_bytes);
+  const std::string filled = read_text(lock);
+  CHECK(filled.find("--hash=sha256:" + dep.sha256) != std::string::npos);
+  CHECK(filled.find("first seen by cy-llm-fetch") != std::string::npos);
+  PosixCommandRunner runner;
+  auto imp = runner.run({venv + "/bin/python", "-c", "import demo_pkg, demo_dep"}, std::chrono::seconds(60));
+  REQUIRE(imp.ok());
+  CHECK_MESSAGE(imp->exit_code == 0, imp->err);
+
   auto r2 = run_tool("cy-llm-fetch", {"--cache-dir", cache, "--dest", dest, "--lock", lock, "--offline"});
-  CHECK(r2.exit_code == 0);
+  CHECK_MESSAGE(r2.exit_code == 0, r2.err);
   CHECK(manifest(r2)["artifacts"][0]["status"] == "cache_hit");
+  CHECK(manifest(r2)["summary"]["requests"] == 0);
 
   write_file(lock, "--index-url " + srv.url("/simple") + "\ndemo_pkg==1.0 --hash=sha256:" + std::string(64, 'e') + "\n");
   auto r3 = run_tool("cy-llm-fetch", {"--cache-dir", (tmp.path() / "c2").string(), "--lock", lock});
   CHECK(r3.exit_code == 1);
   CHECK(r3.err.find("fetch.bad_source") != std::string::npos);  // no file with the locked hash
+}
+
+TEST_CASE("a malicious wheel (path traversal) is refused and leaves the wheelhouse") {
+  TempDir tmp;
+  FaultServer srv;
+  auto evil = make_wheel(tmp.path() / "built", "evil_pkg", "1.0", {"--evil", "traversal"});
+  Route f;
+  f.body = read_text(evil.path);
+  srv.route("/" + evil.filename(), f);
+  const std::string dest = (tmp.path() / "wh").string();
+  auto r = run_tool("cy-llm-fetch", {"--cache-dir", (tmp.path() / "cache").string(), "--dest", dest,
+                                     srv.url("/" + evil.filename())});
+  CHECK(r.exit_code == 1);
+  CHECK(r.err.find("fetch.bad_wheel") != std::string::npos);
+  CHECK(manifest(r)["artifacts"][0]["status"] == "failed");
+  CHECK_FALSE(fs::exists(dest + "/" + evil.filename()));
 }
 
 TEST_CASE("SIGINT: exit 130 and the .part stays") {

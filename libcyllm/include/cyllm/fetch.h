@@ -117,6 +117,8 @@ Result<Artifact> parse_source(std::string_view source, std::string_view hf_endpo
 // One requirement of a lock file: "name==version" with its hashes and the lock's indexes.
 struct LockedRequirement {
   std::string name, version, line;
+  std::string specifier;             // a range instead of a pin ("<1.71,>=1.62.1"): the
+                                     // highest version on the index that fits is taken
   std::string url;                   // for "name @ https://..." lines
   std::vector<std::string> sha256s;  // from --hash=sha256:...
 };
@@ -125,7 +127,7 @@ struct LockFile {
   std::vector<LockedRequirement> requirements;
 };
 // pip requirements syntax with backslash continuations and comments. BadSource on a line
-// we cannot use (ranges instead of ==, unknown options).
+// we cannot use (a bad specifier, unknown options).
 Result<LockFile> parse_lock(std::string_view text);
 
 // A file listed by a PEP 503/691 simple index page.

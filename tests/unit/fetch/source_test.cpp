@@ -61,10 +61,15 @@ TEST_CASE("lock files: pins, hashes, continuations, indexes") {
   CHECK(l->requirements[1].version == "1.26.4");
   CHECK(l->requirements[2].url == "https://example.org/local-1.0-py3-none-any.whl");
 
-  auto bad = parse_lock("torch>=2.0\n");
+  auto range = parse_lock("grpcio[x]<1.71,>=1.62.1\n");
+  REQUIRE(range.ok());
+  CHECK(range->requirements[0].name == "grpcio");
+  CHECK(range->requirements[0].version.empty());
+  CHECK(range->requirements[0].specifier == "<1.71,>=1.62.1");
+  auto bad = parse_lock("torch>=>2.0\n");
   REQUIRE_FALSE(bad.ok());
   CHECK(bad.error().code() == Errc::BadSource);
-  CHECK(bad.error().message().find("torch>=2.0") != std::string::npos);
+  CHECK(bad.error().message().find("torch>=>2.0") != std::string::npos);
   CHECK_FALSE(parse_lock("x==1 --hash=md5:abc\n").ok());
   CHECK_FALSE(parse_lock("x==1 --hash=sha256:1234\n").ok());
 }
