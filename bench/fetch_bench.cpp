@@ -1,0 +1,120 @@
+// fetch_bench: cy-llm-fetch against curl on a loopback nginx, in the same run.
+//   build/bench/fetch_bench build/tools/cy-llm-fetch [large_mib=1024] [n_small=200]
+// Serves one large file (sparse: all zeros, so the disk is not the bottleneck on the
+// server side) and n_small 64 KiB files, then times
+//   large: `curl -o` vs `cy-llm-fetch` (which also hashes, fsyncs and renames)
+//   many:  one sequential curl process over all URLs (keep-alive) vs `cy-llm-fetch -j 8`
+// and prints the throughput and our ratio to curl (> 1 means faster than curl).
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "http_servers.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+double run(const std::vector<std::string>& argv) {
+  auto t0 = std::chrono::steady_clock::now();
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    int devnull = ::open("/dev/null", O_WRONLY);
+    ::dup2(devnull, 1);
+    ::dup2(devnull, 2);
+    std::vector<char*> a;
+    for (const auto& s : argv) a.push_back(const_cast<char*>(s.c_str()));
+    a.push_back(nullptr);
+    ::execvp(a[0], a.data());
+    ::_exit(127);
+  }
+  int st = 0;
+  ::waitpid(pid, &st, 0);
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+    std::fprintf(stderr, "fetch_bench: %s failed (status %d)\n", argv[0].c_str(), st);
+    std::exit(1);
+  }
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: fetch_bench PATH/cy-llm-fetch [large_mib] [n_small]\n");
+    return 2;
+  }
+  const std::string tool = fs::absolute(argv[1]).string();
+  const std::uint64_t large_mib = argc > 2 ? std::stoull(argv[2]) : 1024;
+  const int n_small = argc > 3 ? std::stoi(argv[3]) : 200;
+  char tmpl[] = "/tmp/cyllm-fetch-bench-XXXXXX";
+  const fs::path root = ::mkdtemp(tmpl);
+  fs::create_directories(root / "www/small");
+  {
+    int fd = ::open((root / "www/large.bin").c_str(), O_WRONLY | O_CREAT, 0644);
+    if (fd < 0 || ::ftruncate(fd, static_cast<off_t>(large_mib << 20)) != 0) return 1;
+    ::close(fd);
+  }
+  std::string blob(64 << 10, '\0');
+  std::uint32_t x = 1;
+  std::vector<std::string> small_urls;
+  cyllm::test::NginxServer nginx(root / "nginx", root / "www");
+  if (!nginx.running()) {
+    std::fprintf(stderr, "fetch_bench: nginx did not start (see %s/nginx/logs)\n", root.c_str());
+    return 1;
+  }
+  for (int i = 0; i < n_small; ++i) {
+    for (auto& c : blob) c = static_cast<char>((x = x * 1103515245u + 12345u) >> 24);
+    std::FILE* f = std::fopen((root / ("www/small/f" + std::to_string(i) + ".bin")).c_str(), "wb");
+    std::fwrite(blob.data(), 1, blob.size(), f);
+    std::fclose(f);
+    small_urls.push_back(nginx.url("/small/f" + std::to_string(i) + ".bin"));
+  }
+  const std::string large_url = nginx.url("/large.bin");
+  const double large_bytes = static_cast<double>(large_mib << 20), small_bytes = static_cast<double>(n_small) * blob.size();
+
+  // Warm the page cache on the server side once.
+  run({"curl", "-s", "-o", "/dev/null", large_url});
+
+  double best_curl = 1e9, best_ours = 1e9;
+  for (int rep = 0; rep < 2; ++rep) {
+    fs::remove_all(root / "out");
+    fs::create_directories(root / "out");
+    best_curl = std::min(best_curl, run({"curl", "-s", "-f", "-o", (root / "out/curl-large.bin").string(), large_url}));
+    fs::remove_all(root / "cache");
+    best_ours = std::min(best_ours, run({tool, "--progress", "none", "-q", "--cache-dir", (root / "cache").string(),
+                                         "--dest", (root / "out/ours").string(), large_url}));
+  }
+  std::printf("large file (%llu MiB): curl %.2f s (%.0f MiB/s), cy-llm-fetch %.2f s (%.0f MiB/s), ratio %.2fx\n",
+              static_cast<unsigned long long>(large_mib), best_curl, large_bytes / best_curl / 1048576, best_ours,
+              large_bytes / best_ours / 1048576, best_curl / best_ours);
+
+  std::vector<std::string> curl_many = {"curl", "-s", "-f"};
+  for (int i = 0; i < n_small; ++i) {
+    curl_many.push_back("-o");
+    curl_many.push_back((root / ("out/curl-small/f" + std::to_string(i))).string());
+    curl_many.push_back(small_urls[static_cast<std::size_t>(i)]);
+  }
+  curl_many.push_back("--create-dirs");
+  std::vector<std::string> ours_many = {tool, "--progress", "none", "-q", "-j", "8", "--cache-dir",
+                                        (root / "cache-small").string(), "--dest", (root / "out/ours-small").string()};
+  ours_many.insert(ours_many.end(), small_urls.begin(), small_urls.end());
+  double c_many = 1e9, o_many = 1e9;
+  for (int rep = 0; rep < 2; ++rep) {
+    fs::remove_all(root / "out/curl-small");
+    c_many = std::min(c_many, run(curl_many));
+    fs::remove_all(root / "cache-small");
+    fs::remove_all(root / "out/ours-small");
+    o_many = std::min(o_many, run(ours_many));
+  }
+  std::printf("%d x 64 KiB files: sequential curl %.3f s (%.0f MiB/s), cy-llm-fetch -j 8 %.3f s (%.0f MiB/s), ratio %.2fx\n",
+              n_small, c_many, small_bytes / c_many / 1048576, o_many, small_bytes / o_many / 1048576, c_many / o_many);
+  fs::remove_all(root);
+  return 0;
+}

@@ -1,0 +1,241 @@
+// HttpClient over libcurl's multi interface.
+//
+// Design goals: one easy handle per request, many in flight on one thread; the client
+// never follows redirects (the Downloader decides what crosses hosts) and never asks for
+// compressed bodies (no Accept-Encoding: we hash the bytes as stored). TLS verification
+// cannot be turned off; a CA bundle may only be added.
+#include <curl/curl.h>
+
+#include <cmath>
+#include <list>
+#include <mutex>
+
+#include "cyllm/fetch.h"
+#include "util/strings.h"
+
+namespace cyllm::fetch {
+namespace {
+
+struct Transfer {
+  CURL* easy = nullptr;
+  curl_slist* headers = nullptr;
+  HttpRequest request;
+  TransferHandlers handlers;
+  HttpResponseHead head;
+  bool head_delivered = false;
+  bool stopped_by_head = false;
+  bool body_refused = false;
+  bool stalled = false;
+  curl_off_t last_bytes = -1;
+  std::chrono::steady_clock::time_point last_change{};
+  std::chrono::milliseconds stall_limit{0};
+  char errbuf[CURL_ERROR_SIZE] = {0};
+};
+
+void deliver_head(Transfer& t) {
+  if (t.head_delivered) return;
+  t.head_delivered = true;
+  if (t.handlers.on_head && !t.handlers.on_head(t.head)) t.stopped_by_head = true;
+}
+
+size_t on_header(char* data, size_t size, size_t n, void* user) {
+  auto& t = *static_cast<Transfer*>(user);
+  std::string_view line(data, size * n);
+  std::string_view s = util::trim(line);
+  if (util::starts_with(line, "HTTP/")) {
+    auto parts = util::split_ws(line);
+    t.head = HttpResponseHead{};
+    t.head_delivered = false;
+    if (parts.size() >= 2) t.head.status = static_cast<long>(util::parse_u64(parts[1]).value_or(0));
+  } else if (s.empty()) {
+    // End of a head; 1xx heads are followed by the real one.
+    if (t.head.status >= 200) deliver_head(t);
+  } else if (auto colon = s.find(':'); colon != std::string_view::npos) {
+    t.head.headers[util::to_lower(util::trim(s.substr(0, colon)))] = std::string(util::trim(s.substr(colon + 1)));
+  }
+  return size * n;
+}
+
+size_t on_write(char* data, size_t size, size_t n, void* user) {
+  auto& t = *static_cast<Transfer*>(user);
+  deliver_head(t);
+  if (t.stopped_by_head) return 0;
+  if (t.handlers.on_body && !t.handlers.on_body(std::string_view(data, size * n))) {
+    t.body_refused = true;
+    return 0;
+  }
+  return size * n;
+}
+
+// libcurl's LOW_SPEED check averages over a window of several seconds, so a transfer that
+// received a burst and then stopped is noticed late; this callback watches for a period
+// with no new bytes at all.
+int on_xferinfo(void* user, curl_off_t, curl_off_t dlnow, curl_off_t, curl_off_t) {
+  auto& t = *static_cast<Transfer*>(user);
+  auto now = std::chrono::steady_clock::now();
+  if (dlnow != t.last_bytes) {
+    t.last_bytes = dlnow;
+    t.last_change = now;
+    return 0;
+  }
+  if (now - t.last_change > t.stall_limit) {
+    t.stalled = true;
+    return 1;
+  }
+  return 0;
+}
+
+TransferResult::Kind kind_for(CURLcode c) {
+  switch (c) {
+    case CURLE_OK: return TransferResult::Kind::Ok;
+    case CURLE_OPERATION_TIMEDOUT: return TransferResult::Kind::Timeout;
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS: return TransferResult::Kind::Tls;
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+    case CURLE_PARTIAL_FILE:
+    case CURLE_GOT_NOTHING:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM:
+    case CURLE_SSL_CONNECT_ERROR: return TransferResult::Kind::Connect;
+    case CURLE_ABORTED_BY_CALLBACK: return TransferResult::Kind::Aborted;
+    case CURLE_WRITE_ERROR: return TransferResult::Kind::WriteFailed;
+    default: return TransferResult::Kind::Other;
+  }
+}
+
+class CurlClient final : public HttpClient {
+ public:
+  explicit CurlClient(HttpOptions o) : o_(std::move(o)) {
+    static std::once_flag once;  // curl_global_init is not thread-safe and must run once
+    std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+    multi_ = curl_multi_init();
+    curl_multi_setopt(multi_, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
+    curl_multi_setopt(multi_, CURLMOPT_MAX_HOST_CONNECTIONS, static_cast<long>(o_.max_parallel));
+  }
+  ~CurlClient() override {
+    for (auto& t : transfers_) cleanup(t);
+    curl_multi_cleanup(multi_);
+  }
+
+  void start(HttpRequest request, TransferHandlers handlers) override {
+    transfers_.emplace_back();
+    Transfer& t = transfers_.back();
+    t.request = std::move(request);
+    t.handlers = std::move(handlers);
+    t.easy = curl_easy_init();
+    CURL* e = t.easy;
+    curl_easy_setopt(e, CURLOPT_URL, t.request.url.c_str());
+    curl_easy_setopt(e, CURLOPT_PRIVATE, &t);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t.errbuf);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS));
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+    if (!o_.ca_bundle.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, o_.ca_bundle.c_str());
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(o_.connect_timeout.count()));
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME,
+                     std::max(1L, static_cast<long>(std::ceil(o_.stall_timeout.count() / 1000.0))));
+    curl_easy_setopt(e, CURLOPT_NETRC, o_.use_netrc ? static_cast<long>(CURL_NETRC_OPTIONAL)
+                                                    : static_cast<long>(CURL_NETRC_IGNORED));
+    const bool https = util::starts_with(util::to_lower(t.request.url), "https:");
+    const std::string& proxy = https ? o_.https_proxy : o_.http_proxy;
+    curl_easy_setopt(e, CURLOPT_PROXY, proxy.c_str());  // "" disables libcurl's env lookup
+    if (!o_.no_proxy.empty()) curl_easy_setopt(e, CURLOPT_NOPROXY, o_.no_proxy.c_str());
+    curl_easy_setopt(e, CURLOPT_USERAGENT, o_.user_agent.c_str());
+    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 256L * 1024);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, &t);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, &t);
+    t.stall_limit = o_.stall_timeout;
+    t.last_change = std::chrono::steady_clock::now();
+    curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_xferinfo);
+    curl_easy_setopt(e, CURLOPT_XFERINFODATA, &t);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    for (const auto& h : t.request.headers) t.headers = curl_slist_append(t.headers, h.c_str());
+    if (t.headers) curl_easy_setopt(e, CURLOPT_HTTPHEADER, t.headers);
+    curl_multi_add_handle(multi_, e);
+  }
+
+  std::size_t poll(std::chrono::milliseconds wait) override {
+    int running = 0;
+    curl_multi_perform(multi_, &running);
+    if (running > 0) {
+      curl_multi_poll(multi_, nullptr, 0, static_cast<int>(wait.count()), nullptr);
+      curl_multi_perform(multi_, &running);
+    }
+    int left = 0;
+    while (CURLMsg* m = curl_multi_info_read(multi_, &left)) {
+      if (m->msg != CURLMSG_DONE) continue;
+      Transfer* t = nullptr;
+      curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, reinterpret_cast<char**>(&t));
+      finish(*t, m->data.result);
+    }
+    return transfers_.size();
+  }
+
+  void abort_all() override {
+    std::vector<Transfer*> now;
+    for (auto& t : transfers_) now.push_back(&t);
+    for (Transfer* t : now) finish(*t, CURLE_ABORTED_BY_CALLBACK);
+  }
+
+ private:
+  void cleanup(Transfer& t) {
+    if (t.easy) {
+      curl_multi_remove_handle(multi_, t.easy);
+      curl_easy_cleanup(t.easy);
+      t.easy = nullptr;
+    }
+    if (t.headers) curl_slist_free_all(t.headers);
+    t.headers = nullptr;
+  }
+
+  void finish(Transfer& t, CURLcode code) {
+    TransferResult r;
+    r.kind = kind_for(code);
+    if (code == CURLE_WRITE_ERROR && t.stopped_by_head) r.kind = TransferResult::Kind::Ok;
+    if (code == CURLE_ABORTED_BY_CALLBACK && t.stalled) r.kind = TransferResult::Kind::Timeout;
+    if (code == CURLE_OK) deliver_head(t);  // a response without a body
+    if (t.stalled && r.kind == TransferResult::Kind::Timeout)
+      r.message = "no data for " + std::to_string(t.stall_limit.count()) + " ms (stalled)";
+    else if (r.kind != TransferResult::Kind::Ok)
+      r.message = t.errbuf[0] ? std::string(t.errbuf) : std::string(curl_easy_strerror(code));
+    auto handlers = std::move(t.handlers);
+    cleanup(t);
+    for (auto it = transfers_.begin(); it != transfers_.end(); ++it)
+      if (&*it == &t) {
+        transfers_.erase(it);
+        break;
+      }
+    if (handlers.on_done) handlers.on_done(r);  // may start new transfers
+  }
+
+  HttpOptions o_;
+  CURLM* multi_ = nullptr;
+  std::list<Transfer> transfers_;  // stable addresses: easy handles point at them
+};
+
+}  // namespace
+
+std::unique_ptr<HttpClient> make_curl_client(const HttpOptions& options) {
+  return std::make_unique<CurlClient>(options);
+}
+
+std::string HttpResponseHead::header(std::string_view lower_name) const {
+  auto it = headers.find(std::string(lower_name));
+  return it == headers.end() ? std::string() : it->second;
+}
+
+}  // namespace cyllm::fetch

@@ -1,0 +1,784 @@
+// download_all: the per-artifact state machine on top of HttpClient and Cache.
+//
+//   Pending --cache hit--> Done
+//      | lock busy (another job or process) -> WaitLock (retried every 100 ms; on getting it,
+//      | the cache is checked again, so the second process finds the first one's blob)
+//      v
+//   Running --3xx--> Running (next hop; credentials only while on the first host)
+//      |  --429/5xx, connection error, stall, short body--> Backoff --> Running (resume)
+//      |  --200/206 complete--> verify size + SHA-256 -> fsync -> rename into blobs/ -> Done
+//      v
+//   Done with an error (4xx, TLS, hash/size mismatch, disk full, retries exhausted, cancel)
+//
+// A response body reaches the .part file only after its status was accepted (200, or a
+// 206 whose Content-Range starts at the local size), so an error page never lands there.
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <random>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+
+#include "cyllm/fetch.h"
+#include "util/strings.h"
+
+namespace cyllm::fetch {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+using util::quote;
+
+std::string to_hex(const unsigned char* md, unsigned n) {
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (unsigned i = 0; i < n; ++i) {
+    out += hex[md[i] >> 4];
+    out += hex[md[i] & 15];
+  }
+  return out;
+}
+
+// Feeds the first `len` bytes of a file to a digest. False on a read error.
+bool hash_file_prefix(EVP_MD_CTX* md, const std::string& path, std::uint64_t len) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  std::vector<char> buf(1 << 20);
+  std::uint64_t left = len;
+  bool ok = true;
+  while (left > 0) {
+    ssize_t n = ::read(fd, buf.data(), std::min<std::uint64_t>(left, buf.size()));
+    if (n <= 0) {
+      ok = false;
+      break;
+    }
+    EVP_DigestUpdate(md, buf.data(), static_cast<std::size_t>(n));
+    left -= static_cast<std::uint64_t>(n);
+  }
+  ::close(fd);
+  return ok;
+}
+
+std::optional<std::uint64_t> file_size(const std::string& path) {
+  struct stat st{};
+  if (::stat(path.c_str(), &st) != 0) return std::nullopt;
+  return static_cast<std::uint64_t>(st.st_size);
+}
+
+bool is_disk_full(int e) { return e == ENOSPC || e == EDQUOT || e == EFBIG; }
+
+
+std::string read_small(const std::string& path) {
+  FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) return "";
+  char buf[1024];
+  std::size_t n = std::fread(buf, 1, sizeof buf, f);
+  std::fclose(f);
+  return std::string(util::trim(std::string_view(buf, n)));
+}
+
+void write_small(const std::string& path, const std::string& text) {
+  FILE* f = std::fopen(path.c_str(), "wb");
+  if (!f) return;
+  std::fwrite(text.data(), 1, text.size(), f);
+  std::fclose(f);
+}
+
+// Places the blob at dest/filename: a hard link when the filesystem allows, else a copy;
+// through a temporary name and a rename, so dest/filename is never half there.
+Result<std::string> place(const std::string& blob, const std::string& dest_dir, const std::string& filename) {
+  std::error_code ec;
+  fs::create_directories(dest_dir, ec);
+  if (ec) return Error(Errc::Io, "cannot create " + quote(dest_dir) + ": " + ec.message());
+  std::string target = dest_dir + "/" + filename;
+  struct stat a{}, b{};
+  if (::stat(blob.c_str(), &a) == 0 && ::stat(target.c_str(), &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev)
+    return target;
+  std::string tmp = dest_dir + "/." + filename + ".tmp." + std::to_string(::getpid());
+  ::unlink(tmp.c_str());
+  if (::link(blob.c_str(), tmp.c_str()) != 0) {
+    fs::copy_file(blob, tmp, fs::copy_options::overwrite_existing, ec);
+    if (ec) {
+      ::unlink(tmp.c_str());
+      if (is_disk_full(ec.value())) return Error(Errc::DiskFull, "no space left copying to " + quote(target));
+      return Error(Errc::Io, "cannot copy the blob to " + quote(target) + ": " + ec.message());
+    }
+    ::chmod(tmp.c_str(), 0644);
+  }
+  if (::rename(tmp.c_str(), target.c_str()) != 0) {
+    int e = errno;
+    ::unlink(tmp.c_str());
+    return Error(Errc::Io, "cannot rename into " + quote(target) + ": " + std::strerror(e));
+  }
+  return target;
+}
+
+// Makes verified files durable and visible off the event loop: fdatasync, rename into
+// blobs/, the index entry, the link into dest. Several threads, so that the fsyncs of many
+// small files share journal commits instead of queueing one after another.
+class Finisher {
+ public:
+  struct Outcome {
+    std::size_t job = 0;
+    std::optional<Error> error;
+    std::string path, warning;
+  };
+  explicit Finisher(std::size_t n_threads) {
+    for (std::size_t i = 0; i < n_threads; ++i) threads_.emplace_back([this] { work(); });
+  }
+  ~Finisher() {
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+  void submit(std::function<Outcome()> task) {
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      queue_.push_back(std::move(task));
+      ++pending_;
+    }
+    cv_.notify_one();
+  }
+  std::vector<Outcome> take() {
+    std::lock_guard<std::mutex> g(mu_);
+    std::vector<Outcome> out;
+    out.swap(done_);
+    pending_ -= out.size();
+    return out;
+  }
+  std::size_t pending() {
+    std::lock_guard<std::mutex> g(mu_);
+    return pending_;
+  }
+
+ private:
+  void work() {
+    for (;;) {
+      std::function<Outcome()> task;
+      {
+        std::unique_lock<std::mutex> g(mu_);
+        cv_.wait(g, [this] { return stop_ || !queue_.empty(); });
+        if (queue_.empty()) return;
+        task = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      Outcome o = task();
+      std::lock_guard<std::mutex> g(mu_);
+      done_.push_back(std::move(o));
+    }
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<Outcome()>> queue_;
+  std::vector<Outcome> done_;
+  std::size_t pending_ = 0;
+  bool stop_ = false;
+  std::vector<std::thread> threads_;
+};
+
+struct Job {
+  enum class State { Pending, WaitLock, Running, Backoff, Finalizing, Done };
+  enum class Verdict { None, Body, Redirect, Restart, CompleteFromPart, Fail };
+
+  std::size_t id = 0;
+  ArtifactResult res;
+  State state = State::Pending;
+  std::string key, part, etag_file;
+  int lock_fd = -1;
+  std::string url;
+  int attempts = 0, hops = 0;
+  Clock::time_point not_before{};
+  bool linked_etag = false;
+  bool progress_started = false;
+
+  // One request.
+  Verdict verdict = Verdict::None;
+  HttpResponseHead head;
+  int fd = -1;
+  EVP_MD_CTX* md = nullptr;
+  std::uint64_t offset = 0, received = 0, writeback_from = 0;
+  std::optional<std::uint64_t> total;
+  std::optional<Error> write_error;
+  std::optional<milliseconds> retry_after;
+
+  ~Job() {
+    if (md) EVP_MD_CTX_free(md);
+    if (fd >= 0) ::close(fd);
+    if (lock_fd >= 0) ::close(lock_fd);
+  }
+};
+
+class Run {
+ public:
+  Run(const Context& ctx, HttpClient& http, const Cache& cache, const DownloadOptions& o, Progress* progress)
+      : ctx_(ctx), http_(http), cache_(cache), o_(o), progress_(progress),
+        rng_(o.seed ? o.seed : static_cast<std::uint64_t>(ctx.clock.wall_now().time_since_epoch().count())) {}
+
+  DownloadReport go(const std::vector<Artifact>& artifacts) {
+    jobs_.reserve(artifacts.size());
+    for (std::size_t i = 0; i < artifacts.size(); ++i) {
+      auto j = std::make_unique<Job>();
+      j->id = i;
+      j->res.artifact = artifacts[i];
+      j->url = artifacts[i].url;
+      j->key = artifacts[i].sha256.empty() ? sha256_hex(artifacts[i].url) : artifacts[i].sha256;
+      j->part = cache_.part_path(j->key);
+      j->etag_file = j->part + ".etag";
+      jobs_.push_back(std::move(j));
+    }
+    const std::size_t slots = std::max<std::size_t>(1, o_.jobs);
+    for (;;) {
+      collect_finished();
+      if (ctx_.cancelled()) {
+        report_.cancelled = true;
+        http_.abort_all();
+        while (finisher_.pending() > 0) {  // files already verified are kept
+          std::this_thread::sleep_for(milliseconds(2));
+          collect_finished();
+        }
+        for (auto& j : jobs_)
+          if (j->state != Job::State::Done) fail(*j, Error(Errc::Cancelled, "interrupted; the partial file is kept for a later resume"));
+        break;
+      }
+      auto now = ctx_.clock.now();
+      std::size_t running = 0, waiting = 0;
+      for (auto& j : jobs_) running += j->state == Job::State::Running;
+      for (auto& j : jobs_) {
+        if (j->state == Job::State::Pending && running < slots) {
+          begin(*j);
+          running += j->state == Job::State::Running;
+        } else if (j->state == Job::State::WaitLock && now >= j->not_before && running < slots) {
+          if (try_lock(*j)) {
+            after_lock(*j);
+            running += j->state == Job::State::Running;
+          } else {
+            j->not_before = now + milliseconds(100);
+          }
+        } else if (j->state == Job::State::Backoff && now >= j->not_before) {
+          start_request(*j);
+        }
+      }
+      for (auto& j : jobs_) {
+        running += 0;
+        waiting += j->state != Job::State::Done;
+      }
+      if (waiting == 0) break;
+      std::size_t active = 0;
+      for (auto& j : jobs_) active += j->state == Job::State::Running;
+      if (active > 0) http_.poll(milliseconds(finisher_.pending() > 0 ? 5 : 100));
+      else std::this_thread::sleep_for(milliseconds(finisher_.pending() > 0 ? 1 : 20));
+      if (progress_) progress_->tick();
+    }
+    for (auto& j : jobs_) report_.artifacts.push_back(std::move(j->res));
+    return std::move(report_);
+  }
+
+ private:
+  // ---- cache -------------------------------------------------------------------------
+  bool try_hit(Job& j) {
+    const Artifact& a = j.res.artifact;
+    std::optional<IndexEntry> e;
+    if (!a.sha256.empty()) e = cache_.lookup_blob(a.sha256);
+    if (!e && !a.url.empty()) {
+      e = cache_.lookup(a.url);
+      if (e && !a.sha256.empty() && e->sha256 != a.sha256) e.reset();
+    }
+    if (!e) return false;
+    cache_.touch(e->sha256);
+    j.res.cache_hit = true;
+    j.res.sha256 = e->sha256;
+    j.res.size_bytes = file_size(cache_.blob_path(e->sha256)).value_or(e->size_bytes);
+    j.res.etag = e->etag;
+    j.res.hf_commit = e->hf_commit;
+    j.res.final_url = e->url.empty() ? a.url : e->url;
+    if (j.res.artifact.filename.empty()) j.res.artifact.filename = e->filename.empty() ? e->sha256 : e->filename;
+    if (a.size_bytes && *a.size_bytes != j.res.size_bytes) {
+      fail(j, Error(Errc::SizeMismatch, a.source + ": the cached blob has " + std::to_string(j.res.size_bytes) +
+                                            " bytes, expected " + std::to_string(*a.size_bytes)));
+      return true;
+    }
+    if (progress_) progress_->finished(j.id, true, true);
+    finish_ok(j);
+    return true;
+  }
+
+  void begin(Job& j) {
+    if (try_hit(j)) return;
+    if (o_.offline) {
+      fail(j, Error(Errc::OfflineMiss, j.res.artifact.source + " is not in the cache " + quote(cache_.root()) +
+                                           " and --offline forbids the network"));
+      return;
+    }
+    if (j.url.empty()) {
+      fail(j, Error(Errc::BadSource, j.res.artifact.source + " has no URL to download from"));
+      return;
+    }
+    if (!try_lock(j)) {
+      j.state = Job::State::WaitLock;
+      j.not_before = ctx_.clock.now() + milliseconds(100);
+      return;
+    }
+    after_lock(j);
+  }
+
+  bool try_lock(Job& j) {
+    if (j.lock_fd < 0) j.lock_fd = ::open(cache_.lock_path(j.key).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (j.lock_fd < 0) return false;
+    return ::flock(j.lock_fd, LOCK_EX | LOCK_NB) == 0;
+  }
+
+  void unlock(Job& j) {
+    if (j.lock_fd >= 0) {
+      ::flock(j.lock_fd, LOCK_UN);
+      ::close(j.lock_fd);
+      j.lock_fd = -1;
+    }
+  }
+
+  void after_lock(Job& j) {
+    if (try_hit(j)) return;  // another process finished it while we waited
+    start_request(j);
+  }
+
+  // ---- requests ----------------------------------------------------------------------
+  std::vector<std::string> headers_for(const Job& j) {
+    const Artifact& a = j.res.artifact;
+    std::vector<std::string> h;
+    const bool first_host = url_host(j.url) == url_host(a.url);
+    const bool hub_host = url_host(j.url) == url_host(o_.hf_endpoint);
+    if (first_host)
+      for (const auto& x : o_.extra_headers)
+        if (!util::starts_with(util::to_lower(x), "accept-encoding:")) h.push_back(x);
+    if (!o_.hf_token.empty() && ((a.hugging_face && first_host) || hub_host))
+      h.push_back("Authorization: Bearer " + o_.hf_token);
+    if (j.offset > 0) {
+      h.push_back("Range: bytes=" + std::to_string(j.offset) + "-");
+      std::string etag = read_small(j.etag_file);
+      if (!etag.empty() && !util::starts_with(etag, "W/")) h.push_back("If-Range: " + etag);
+    }
+    return h;
+  }
+
+  void start_request(Job& j) {
+    const Artifact& a = j.res.artifact;
+    if (j.fd >= 0) ::close(j.fd);
+    j.fd = -1;
+    if (j.md) EVP_MD_CTX_free(j.md);
+    j.md = nullptr;
+    j.verdict = Job::Verdict::None;
+    j.head = HttpResponseHead{};
+    j.received = 0;
+    j.total.reset();
+    j.write_error.reset();
+    j.retry_after.reset();
+    j.offset = file_size(j.part).value_or(0);
+    j.state = Job::State::Running;
+    if (progress_ && !j.progress_started) {
+      progress_->started(j.id, a.filename.empty() ? a.source : a.filename, a.size_bytes);
+      j.progress_started = true;
+    }
+    ++report_.requests;
+    Job* jp = &j;
+    HttpRequest req{j.url, headers_for(j)};
+    ctx_.log.log(LogLevel::Debug, "GET " + j.url, {{"offset", std::to_string(j.offset)}});
+    http_.start(std::move(req), TransferHandlers{
+                                    [this, jp](const HttpResponseHead& h) { return on_head(*jp, h); },
+                                    [this, jp](std::string_view d) { return on_body(*jp, d); },
+                                    [this, jp](const TransferResult& r) { on_done(*jp, r); },
+                                });
+  }
+
+  bool open_part(Job& j, bool truncate) {
+    int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (truncate ? O_TRUNC : O_APPEND);
+    j.fd = ::open(j.part.c_str(), flags, 0644);
+    if (j.fd < 0) {
+      j.write_error = Error(Errc::Io, "cannot open " + quote(j.part) + ": " + std::strerror(errno));
+      return false;
+    }
+    j.md = EVP_MD_CTX_new();
+    EVP_DigestInit_ex(j.md, EVP_sha256(), nullptr);
+    j.writeback_from = truncate ? 0 : j.offset;
+    return true;
+  }
+
+  bool on_head(Job& j, const HttpResponseHead& h) {
+    j.head = h;
+    const Artifact& a = j.res.artifact;
+    if (auto c = h.header("x-repo-commit"); !c.empty()) j.res.hf_commit = c;
+    if (auto le = h.header("x-linked-etag"); !le.empty()) {
+      j.res.etag = le;
+      j.linked_etag = true;
+    } else if (auto e = h.header("etag"); !e.empty() && !j.linked_etag && h.status < 300) {
+      j.res.etag = e;
+    }
+    const long s = h.status;
+    if (s >= 300 && s < 400 && s != 304 && !h.header("location").empty()) {
+      j.verdict = Job::Verdict::Redirect;
+      return false;
+    }
+    if (s == 200) {
+      if (j.offset > 0) ctx_.log.log(LogLevel::Info, a.source + ": the server ignored the range; starting over");
+      j.offset = 0;
+      if (!open_part(j, true)) return false;
+      if (auto cl = util::parse_u64(h.header("content-length"))) j.total = *cl;
+      if (auto e = h.header("etag"); !e.empty()) write_small(j.etag_file, e);
+      else ::unlink(j.etag_file.c_str());
+      j.verdict = Job::Verdict::Body;
+      return true;
+    }
+    if (s == 206) {
+      auto cr = parse_content_range(h.header("content-range"));
+      if (j.offset == 0 || !cr || !cr->first || *cr->first != j.offset) {
+        j.verdict = Job::Verdict::Restart;
+        return false;
+      }
+      if (!open_part(j, false)) return false;
+      if (!hash_file_prefix(j.md, j.part, j.offset)) {
+        j.write_error = Error(Errc::Io, "cannot read back " + quote(j.part));
+        return false;
+      }
+      j.total = cr->total;
+      j.verdict = Job::Verdict::Body;
+      return true;
+    }
+    if (s == 416) {
+      auto cr = parse_content_range(h.header("content-range"));
+      j.verdict = (cr && cr->total && *cr->total == j.offset && j.offset > 0) ? Job::Verdict::CompleteFromPart
+                                                                              : Job::Verdict::Restart;
+      return false;
+    }
+    j.verdict = Job::Verdict::Fail;
+    if (s == 429 || s == 503)
+      j.retry_after = parse_retry_after(h.header("retry-after"), ctx_.clock.wall_now());
+    return false;
+  }
+
+  bool on_body(Job& j, std::string_view data) {
+    if (j.verdict != Job::Verdict::Body || j.fd < 0) return false;
+    const char* p = data.data();
+    std::size_t left = data.size();
+    while (left > 0) {
+      ssize_t n = ::write(j.fd, p, left);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        int e = n < 0 ? errno : ENOSPC;
+        j.write_error = is_disk_full(e)
+                            ? Error(Errc::DiskFull, "no space left on the device writing " + quote(j.part))
+                            : Error(Errc::Io, "cannot write " + quote(j.part) + ": " + std::strerror(e));
+        return false;
+      }
+      p += n;
+      left -= static_cast<std::size_t>(n);
+    }
+    EVP_DigestUpdate(j.md, data.data(), data.size());
+    j.received += data.size();
+    // Start writeback of every 32 MiB as it arrives (non-blocking), so the fsync at the end
+    // does not have the whole file to write.
+    const std::uint64_t written = j.offset + j.received;
+    if (written - j.writeback_from >= (32u << 20)) {
+      ::sync_file_range(j.fd, static_cast<off_t>(j.writeback_from), static_cast<off_t>(written - j.writeback_from),
+                        SYNC_FILE_RANGE_WRITE);
+      j.writeback_from = written;
+    }
+    report_.downloaded_bytes += data.size();
+    if (progress_) progress_->advanced(j.id, j.offset + j.received, j.total);
+    return true;
+  }
+
+  void close_fd(Job& j) {
+    if (j.fd >= 0) ::close(j.fd);
+    j.fd = -1;
+  }
+
+  void remove_part(Job& j) {
+    close_fd(j);
+    ::unlink(j.part.c_str());
+    ::unlink(j.etag_file.c_str());
+  }
+
+  void on_done(Job& j, const TransferResult& r) {
+    using K = TransferResult::Kind;
+    const Artifact& a = j.res.artifact;
+    if (j.write_error) {
+      Error e = *j.write_error;
+      if (e.code() == Errc::DiskFull) remove_part(j);  // nothing half-written stays behind
+      close_fd(j);
+      fail(j, std::move(e));
+      return;
+    }
+    switch (r.kind) {
+      case K::Aborted:
+        close_fd(j);
+        fail(j, Error(Errc::Cancelled, "interrupted; the partial file is kept for a later resume"));
+        return;
+      case K::Tls:
+        close_fd(j);
+        fail(j, Error(Errc::TlsVerify, "cannot verify the TLS certificate of " + url_host(j.url) + ": " + r.message +
+                                           " (give the issuing CA with --ca-bundle FILE)"));
+        return;
+      case K::Connect:
+      case K::Timeout:
+      case K::Other:
+      case K::WriteFailed:
+        close_fd(j);  // what arrived is a valid prefix: the next attempt resumes after it
+        retry(j, std::nullopt,
+              Error(r.kind == K::Timeout ? Errc::Timeout : Errc::Network, j.url + ": " + r.message));
+        return;
+      case K::Ok:
+        break;
+    }
+    const long s = j.head.status;
+    switch (j.verdict) {
+      case Job::Verdict::Redirect: {
+        close_fd(j);
+        if (++j.hops > 10) {
+          fail(j, Error(Errc::Network, a.source + ": more than 10 redirects"));
+          return;
+        }
+        std::string next = resolve_url(j.url, j.head.header("location"));
+        if (!util::starts_with(util::to_lower(next), "https://") && !util::starts_with(util::to_lower(next), "http://")) {
+          fail(j, Error(Errc::Network, a.source + ": redirect to a non-HTTP location " + quote(next)));
+          return;
+        }
+        j.url = next;
+        start_request(j);
+        return;
+      }
+      case Job::Verdict::Restart:
+        remove_part(j);
+        retry(j, milliseconds(0), Error(Errc::Network, j.url + ": the server's ranges did not match the partial file"));
+        return;
+      case Job::Verdict::CompleteFromPart:
+        close_fd(j);
+        finalize(j, true);
+        return;
+      case Job::Verdict::Body: {
+        const std::uint64_t have = j.offset + j.received;
+        if (j.total && have != *j.total) {
+          close_fd(j);
+          retry(j, std::nullopt,
+                Error(Errc::Network, j.url + ": the body ended after " + std::to_string(have) + " of " +
+                                         std::to_string(*j.total) + " bytes"));
+          return;
+        }
+        finalize(j, false);
+        return;
+      }
+      case Job::Verdict::None:
+      case Job::Verdict::Fail:
+        break;
+    }
+    close_fd(j);
+    if (s == 429 || s >= 500) {
+      retry(j, j.retry_after, Error(Errc::HttpStatus, j.url + " answered HTTP " + std::to_string(s)));
+      return;
+    }
+    fail(j, status_error(j, s));
+  }
+
+  Error status_error(const Job& j, long s) {
+    const Artifact& a = j.res.artifact;
+    std::string code = j.head.header("x-error-code");
+    std::string msg = j.head.header("x-error-message");
+    if (a.hugging_face && (s == 401 || s == 403 || code == "GatedRepo")) {
+      return Error(Errc::HubAuth, "Hugging Face answered HTTP " + std::to_string(s) + " for " + a.hf_repo + " (" +
+                                      a.source + ")" + (msg.empty() ? "" : ": " + msg) +
+                                      ". The repository is gated or private: accept its terms on the hub and "
+                                      "set HF_TOKEN to a token with read access" +
+                                      (o_.hf_token.empty() ? " (HF_TOKEN is not set)" : " (HF_TOKEN was sent)"));
+    }
+    if (a.hugging_face && s == 404) {
+      std::string what = code == "RepoNotFound"       ? "repository " + quote(a.hf_repo) + " does not exist (or is private: set HF_TOKEN)"
+                         : code == "RevisionNotFound" ? "revision " + quote(a.hf_revision) + " does not exist in " + a.hf_repo
+                         : code == "EntryNotFound"    ? "file " + quote(a.hf_file) + " does not exist in " + a.hf_repo + " at revision " + quote(a.hf_revision)
+                                                      : "repository " + quote(a.hf_repo) + ", revision " + quote(a.hf_revision) + " or file " + quote(a.hf_file) + " was not found";
+      return Error(Errc::HubNotFound, "Hugging Face: " + what + (msg.empty() ? "" : " (" + msg + ")"));
+    }
+    return Error(Errc::HttpStatus, j.url + " answered HTTP " + std::to_string(s) + (msg.empty() ? "" : ": " + msg));
+  }
+
+  void retry(Job& j, std::optional<milliseconds> server_delay, Error why) {
+    if (++j.attempts >= o_.retry.max_attempts) {
+      why.with_context("after " + std::to_string(j.attempts) + " attempts");
+      fail(j, std::move(why));
+      return;
+    }
+    milliseconds delay;
+    if (server_delay) {
+      delay = std::min(*server_delay, o_.retry.max_retry_after);
+    } else {
+      double base = static_cast<double>(o_.retry.base_delay.count()) * std::pow(2.0, j.attempts - 1);
+      base = std::min(base, static_cast<double>(o_.retry.max_delay.count()));
+      std::uniform_real_distribution<double> jitter(0.5, 1.5);
+      delay = milliseconds(static_cast<long long>(base * jitter(rng_)));
+    }
+    ctx_.log.log(LogLevel::Info, "retrying " + j.res.artifact.source + " in " + std::to_string(delay.count()) + " ms",
+                 {{"reason", why.message()}, {"attempt", std::to_string(j.attempts + 1)}});
+    j.state = Job::State::Backoff;
+    j.not_before = ctx_.clock.now() + delay;
+  }
+
+  // The transfer is complete: verify, make durable, move into the cache, link into dest.
+  void finalize(Job& j, bool hash_whole_file) {
+    const Artifact& a = j.res.artifact;
+    std::string hex;
+    if (hash_whole_file || !j.md) {
+      EVP_MD_CTX* md = EVP_MD_CTX_new();
+      EVP_DigestInit_ex(md, EVP_sha256(), nullptr);
+      bool ok = hash_file_prefix(md, j.part, file_size(j.part).value_or(0));
+      unsigned char out[EVP_MAX_MD_SIZE];
+      unsigned n = 0;
+      EVP_DigestFinal_ex(md, out, &n);
+      EVP_MD_CTX_free(md);
+      if (!ok) {
+        fail(j, Error(Errc::Io, "cannot read back " + quote(j.part)));
+        return;
+      }
+      hex = to_hex(out, n);
+    } else {
+      unsigned char out[EVP_MAX_MD_SIZE];
+      unsigned n = 0;
+      EVP_DigestFinal_ex(j.md, out, &n);
+      hex = to_hex(out, n);
+    }
+    std::uint64_t size = file_size(j.part).value_or(0);
+    if (a.size_bytes && *a.size_bytes != size) {
+      remove_part(j);
+      fail(j, Error(Errc::SizeMismatch, a.source + ": got " + std::to_string(size) + " bytes, expected " +
+                                            std::to_string(*a.size_bytes) + "; the file was deleted"));
+      return;
+    }
+    if (!a.sha256.empty() && a.sha256 != hex) {
+      remove_part(j);
+      fail(j, Error(Errc::HashMismatch, a.source + ": sha256 mismatch: expected " + a.sha256 + ", got " + hex +
+                                            "; the file was deleted"));
+      return;
+    }
+    close_fd(j);
+    j.res.sha256 = hex;
+    j.res.size_bytes = size;
+    j.res.final_url = j.url;
+    j.state = Job::State::Finalizing;
+    IndexEntry entry{a.url, j.res.etag, hex, j.res.hf_commit, a.filename, size};
+    const std::string part = j.part, etag_file = j.etag_file, blob = cache_.blob_path(hex);
+    const std::string dest = o_.dest_dir, filename = a.filename;
+    const Cache* cache = &cache_;
+    const std::size_t id = j.id;
+    finisher_.submit([=]() {
+      Finisher::Outcome out;
+      out.job = id;
+      // Durable before visible.
+      int fd = ::open(part.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0 || ::fdatasync(fd) != 0) {
+        int e = errno;
+        if (fd >= 0) ::close(fd);
+        if (is_disk_full(e)) {
+          ::unlink(part.c_str());
+          ::unlink(etag_file.c_str());
+        }
+        out.error = Error(is_disk_full(e) ? Errc::DiskFull : Errc::Io, "cannot sync " + quote(part) + ": " + std::strerror(e));
+        return out;
+      }
+      ::close(fd);
+      ::chmod(part.c_str(), 0444);
+      if (::rename(part.c_str(), blob.c_str()) != 0) {
+        int e = errno;
+        ::unlink(part.c_str());
+        ::unlink(etag_file.c_str());
+        out.error = Error(Errc::Io, "cannot move " + quote(part) + " to " + quote(blob) + ": " + std::strerror(e));
+        return out;
+      }
+      ::unlink(etag_file.c_str());
+      // The directory is not fsynced per file: after a crash a rename may be lost, which
+      // is a cache miss, never a blob name pointing at unsynced bytes (the data was
+      // synced above, before the rename).
+      if (auto r = cache->record(entry); !r.ok()) out.warning = "cannot write the cache index: " + r.error().to_string();
+      out.path = blob;
+      if (!dest.empty()) {
+        auto placed = place(blob, dest, filename);
+        if (!placed) out.error = std::move(placed).error();
+        else out.path = *placed;
+      }
+      return out;
+    });
+  }
+
+  // Applies what the finisher threads completed (on the event-loop thread).
+  void collect_finished() {
+    for (auto& o : finisher_.take()) {
+      Job& j = *jobs_[o.job];
+      if (!o.warning.empty()) ctx_.log.log(LogLevel::Warn, o.warning);
+      if (o.error) {
+        fail(j, std::move(*o.error));
+        continue;
+      }
+      j.res.path = o.path;
+      if (progress_) progress_->finished(j.id, true, false);
+      unlock(j);
+      j.state = Job::State::Done;
+    }
+  }
+
+  void finish_ok(Job& j) {
+    const std::string blob = cache_.blob_path(j.res.sha256);
+    j.res.path = blob;
+    if (!o_.dest_dir.empty()) {
+      auto placed = place(blob, o_.dest_dir, j.res.artifact.filename);
+      if (!placed) {
+        fail(j, std::move(placed).error());
+        return;
+      }
+      j.res.path = *placed;
+    }
+    unlock(j);
+    j.state = Job::State::Done;
+  }
+
+  void fail(Job& j, Error e) {
+    e.with_context("while fetching " + j.res.artifact.source);
+    if (progress_ && j.progress_started) progress_->finished(j.id, false, false);
+    j.res.error = std::move(e);
+    close_fd(j);
+    unlock(j);
+    j.state = Job::State::Done;
+  }
+
+  const Context& ctx_;
+  HttpClient& http_;
+  const Cache& cache_;
+  const DownloadOptions& o_;
+  Progress* progress_;
+  std::mt19937_64 rng_;
+  std::vector<std::unique_ptr<Job>> jobs_;
+  Finisher finisher_{8};
+  DownloadReport report_;
+};
+
+}  // namespace
+
+Result<DownloadReport> download_all(const Context& ctx, HttpClient& http, const Cache& cache,
+                                    const std::vector<Artifact>& artifacts, const DownloadOptions& options,
+                                    Progress* progress) {
+  CYLLM_TRY_VOID(cache.ensure_layout());
+  for (const auto& a : artifacts)
+    if (!a.filename.empty() && (a.filename.find('/') != std::string::npos || a.filename == "." || a.filename == ".."))
+      return Error(Errc::BadSource, "unsafe file name " + quote(a.filename) + " for " + a.source);
+  Run run(ctx, http, cache, options, progress);
+  return run.go(artifacts);
+}
+
+}  // namespace cyllm::fetch
