@@ -44,8 +44,8 @@ void Vocab::encode_bpe(std::string_view text, std::vector<TokenId>& out) const {
     if (ignore_merges) {
       mapped.clear();
       for (char c : word) mapped += byte_char[static_cast<unsigned char>(c)];
-      if (auto it = by_text.find(mapped); it != by_text.end()) {
-        out.push_back(it->second);
+      if (TokenId id = lookup(mapped); id != kNoToken) {
+        out.push_back(id);
         continue;
       }
     }

@@ -49,9 +49,9 @@ void Vocab::encode_spm(std::string_view text, std::vector<TokenId>& out) const {
   auto try_add = [&](std::int32_t left, std::int32_t right) {
     if (left < 0 || right < 0) return;
     const std::uint32_t size = sym[left].size_bytes + sym[right].size_bytes;
-    auto it = by_text.find(text.substr(sym[left].start, size));
-    if (it == by_text.end()) return;
-    queue.push({score[it->second], left, right, size});
+    const TokenId id = lookup(text.substr(sym[left].start, size));
+    if (id == kNoToken) return;
+    queue.push({score[id], left, right, size});
   };
   for (std::size_t i = 1; i < sym.size(); ++i) {
     try_add(static_cast<std::int32_t>(i - 1), static_cast<std::int32_t>(i));
@@ -76,8 +76,8 @@ void Vocab::encode_spm(std::string_view text, std::vector<TokenId>& out) const {
 
   for (std::int32_t i = 0; i >= 0; i = sym[i].next) {
     std::string_view piece = text.substr(sym[i].start, sym[i].size_bytes);
-    if (auto it = by_text.find(piece); it != by_text.end()) {
-      out.push_back(it->second);
+    if (TokenId id = lookup(piece); id != kNoToken) {
+      out.push_back(id);
       continue;
     }
     for (char c : piece) {

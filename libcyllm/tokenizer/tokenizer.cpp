@@ -136,7 +136,7 @@ bool Tokenizer::is_control(TokenId id) const {
 }
 
 std::optional<TokenId> Tokenizer::find(std::string_view token_text) const {
-  const auto& m = impl_->vocab.all_by_text;
+  const auto& m = impl_->vocab.by_text;
   auto it = m.find(token_text);
   if (it == m.end()) return std::nullopt;
   return it->second;

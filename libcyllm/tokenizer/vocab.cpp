@@ -7,9 +7,20 @@
 namespace cyllm::tokenizer {
 namespace {
 
-bool printable_byte(unsigned char b) {
+constexpr bool printable_byte(unsigned char b) {
   return (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE);
 }
+
+// The 68 bytes GPT-2 maps to U+0100.., in order.
+constexpr std::array<unsigned char, 68> shifted_bytes() {
+  std::array<unsigned char, 68> out{};
+  std::size_t n = 0;
+  for (unsigned v = 0; v < 256; ++v) {
+    if (!printable_byte(static_cast<unsigned char>(v))) out[n++] = static_cast<unsigned char>(v);
+  }
+  return out;
+}
+constexpr std::array<unsigned char, 68> kShiftedBytes = shifted_bytes();
 
 Error bad(std::string message) { return Error(Errc::BadVocab, std::move(message)); }
 
@@ -91,11 +102,7 @@ char32_t byte_to_code_point(unsigned char b) {
 int code_point_to_byte(char32_t cp) {
   if (cp < 0x100) return printable_byte(static_cast<unsigned char>(cp)) ? static_cast<int>(cp) : -1;
   if (cp >= 0x100 + 68) return -1;
-  char32_t n = cp - 0x100;
-  for (unsigned v = 0; v < 256; ++v) {
-    if (!printable_byte(static_cast<unsigned char>(v)) && n-- == 0) return static_cast<int>(v);
-  }
-  return -1;
+  return kShiftedBytes[cp - 0x100];
 }
 
 Result<Vocab> build_vocab(VocabData data) {
@@ -156,17 +163,14 @@ Result<Vocab> build_vocab(VocabData data) {
 
   v.bytes.resize(n);
   v.by_text.reserve(n);
-  v.all_by_text.reserve(n);
   v.byte_token.fill(kNoToken);
   for (std::size_t i = 0; i < n; ++i) {
     const auto id = static_cast<TokenId>(i);
     const std::string& t = v.text[i];
     const TokenType ty = v.type[i];
     v.bytes[i] = token_bytes(v.family, ty, t);
-    v.all_by_text.emplace(t, id);
-    if (ty == TokenType::Normal || ty == TokenType::UserDefined || ty == TokenType::Undefined) {
-      v.by_text.emplace(t, id);
-    }
+    auto [it, inserted] = v.by_text.emplace(t, id);
+    if (!inserted && !v.mergeable(it->second) && v.mergeable(id)) it->second = id;
     if (!t.empty() && (ty == TokenType::Control || ty == TokenType::Unknown ||
                        ty == TokenType::UserDefined)) {
       v.special_by_first[static_cast<unsigned char>(t[0])].push_back(id);
@@ -185,7 +189,7 @@ Result<Vocab> build_vocab(VocabData data) {
     for (int b = 0; b < 256; ++b) {
       std::string c;
       unicode::append_utf8(c, byte_to_code_point(static_cast<unsigned char>(b)));
-      if (auto it = v.by_text.find(c); it != v.by_text.end()) v.byte_token[b] = it->second;
+      v.byte_token[b] = v.lookup(c);
       v.byte_char[b] = std::move(c);
     }
     v.merges.reserve(data.merges.size());
@@ -198,16 +202,14 @@ Result<Vocab> build_vocab(VocabData data) {
                    "\" is not two tokens separated by a space");
       }
       std::string_view left(m.data(), sp), right(m.data() + sp + 1, m.size() - sp - 1);
-      auto l = v.by_text.find(left);
-      auto rt = v.by_text.find(right);
-      if (l == v.by_text.end() || rt == v.by_text.end()) continue;  // cannot apply
+      const TokenId l = v.lookup(left), rt = v.lookup(right);
+      if (l == kNoToken || rt == kNoToken) continue;  // cannot apply
       joined.assign(left);
       joined.append(right);
-      auto res = v.by_text.find(joined);
-      if (res == v.by_text.end()) continue;
-      const std::uint64_t key = (static_cast<std::uint64_t>(l->second) << 32) |
-                                static_cast<std::uint32_t>(rt->second);
-      v.merges.emplace(key, Vocab::Merge{static_cast<std::int32_t>(r), res->second});
+      const TokenId res = v.lookup(joined);
+      if (res == kNoToken) continue;
+      const std::uint64_t key = (static_cast<std::uint64_t>(l) << 32) | static_cast<std::uint32_t>(rt);
+      v.merges.emplace(key, Vocab::Merge{static_cast<std::int32_t>(r), res});
     }
   } else if (!data.merges.empty()) {
     return bad("tokenizer.ggml.merges is present but tokenizer.ggml.model is \"llama\"");
@@ -219,8 +221,8 @@ Result<Vocab> build_vocab(VocabData data) {
   }
   for (std::string_view t : {"<|eot_id|>", "<|im_end|>", "<|endoftext|>", "<end_of_turn>",
                              "</s>", "<|end|>", "<|eom_id|>"}) {
-    auto it = v.all_by_text.find(t);
-    if (it != v.all_by_text.end() && v.type[it->second] == TokenType::Control) {
+    auto it = v.by_text.find(t);
+    if (it != v.by_text.end() && v.type[it->second] == TokenType::Control) {
       v.end_of_generation.push_back(it->second);
     }
   }

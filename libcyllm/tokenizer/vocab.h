@@ -39,10 +39,8 @@ struct Vocab {
   std::vector<TokenType> type;     // id -> type
   std::vector<std::string> bytes;  // id -> the bytes it stands for (non-special view)
 
-  // Tokens ordinary text may produce (Normal, UserDefined, Undefined), by text.
+  // Every token by text (on duplicate texts the first mergeable id, else the first id).
   std::unordered_map<std::string_view, TokenId> by_text;
-  // Every token by text (first id wins on duplicates), for find().
-  std::unordered_map<std::string_view, TokenId> all_by_text;
   struct Merge {
     std::int32_t rank;
     TokenId result;
@@ -65,6 +63,16 @@ struct Vocab {
   void encode_bpe(std::string_view text, std::vector<TokenId>& out) const;
 
   bool valid(TokenId id) const { return id >= 0 && static_cast<std::size_t>(id) < text.size(); }
+  // Tokens ordinary text may produce: Normal, UserDefined, Undefined.
+  bool mergeable(TokenId id) const {
+    TokenType t = type[id];
+    return t == TokenType::Normal || t == TokenType::UserDefined || t == TokenType::Undefined;
+  }
+  // The mergeable token with this text, or kNoToken.
+  TokenId lookup(std::string_view t) const {
+    auto it = by_text.find(t);
+    return it != by_text.end() && mergeable(it->second) ? it->second : kNoToken;
+  }
 };
 
 Result<Vocab> build_vocab(VocabData data);

@@ -61,7 +61,7 @@ std::string show(const std::vector<TokenId>& ids) {
 TEST_CASE("conformance: every test string of every vocabulary") {
   for (const char* name : kVocabNames) {
     CAPTURE(name);
-    Tokenizer tok = load_vocab(name);
+    const Tokenizer& tok = load_vocab(name);
     std::vector<Case> cases = read_cases(name);
     CHECK(cases.size() >= 40);
     std::size_t passed = 0;
@@ -80,7 +80,7 @@ TEST_CASE("conformance: every test string of every vocabulary") {
 
 TEST_CASE("load: metadata of the real vocabularies") {
   {
-    Tokenizer t = load_vocab("llama-spm");
+    const Tokenizer& t = load_vocab("llama-spm");
     CHECK(t.model_name() == "llama");
     CHECK(t.n_vocab() == 32000);
     CHECK(t.bos() == 1);
@@ -93,7 +93,7 @@ TEST_CASE("load: metadata of the real vocabularies") {
     CHECK(t.piece(t.find("<0x0A>").value()) == "\n");
   }
   {
-    Tokenizer t = load_vocab("llama-bpe");
+    const Tokenizer& t = load_vocab("llama-bpe");
     CHECK(t.model_name() == "gpt2");
     CHECK(t.pre_name() == "llama-bpe");
     CHECK(t.n_vocab() == 128256);
@@ -110,7 +110,7 @@ TEST_CASE("load: metadata of the real vocabularies") {
           "<|begin_of_text|>Hello<|eot_id|>");
   }
   {
-    Tokenizer t = load_vocab("qwen2");
+    const Tokenizer& t = load_vocab("qwen2");
     CHECK(t.pre_name() == "qwen2");
     const TokenId im_start = t.find("<|im_start|>").value();
     const TokenId im_end = t.find("<|im_end|>").value();
@@ -122,7 +122,7 @@ TEST_CASE("load: metadata of the real vocabularies") {
     CHECK_FALSE(t.add_bos_by_default());
   }
   {
-    Tokenizer t = load_vocab("gpt-2");
+    const Tokenizer& t = load_vocab("gpt-2");
     CHECK(t.pre_name() == "gpt-2");
     CHECK(t.n_vocab() == 50257);
     CHECK(t.is_end_of_generation(50256));

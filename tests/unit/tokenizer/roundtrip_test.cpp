@@ -35,7 +35,7 @@ const std::vector<std::string>& hard_strings() {
 TEST_CASE("round trip: decode(encode(s)) == s, and streaming gives the same text") {
   for (const char* name : kVocabNames) {
     CAPTURE(name);
-    Tokenizer tok = load_vocab(name);
+    const Tokenizer& tok = load_vocab(name);
     std::size_t n_ok = 0;
     for (std::string s : hard_strings()) {
       // SentencePiece's escaping is lossy for a literal U+2581 (it is the space marker):
@@ -75,7 +75,7 @@ TEST_CASE("round trip: decode(encode(s)) == s, and streaming gives the same text
 }
 
 TEST_CASE("round trip: a literal U+2581 reads as a space in llama vocabularies") {
-  Tokenizer tok = load_vocab("llama-spm");
+  const Tokenizer& tok = load_vocab("llama-spm");
   CHECK(tok.decode(tok.encode("a\xE2\x96\x81" "b", false, false)) == "a b");
   CHECK(tok.encode("a\xE2\x96\x81" "b", false, false) == tok.encode("a b", false, false));
 }
@@ -84,7 +84,7 @@ TEST_CASE("round trip: invalid UTF-8 input survives encode/decode byte for byte"
   const std::string bad = "a\xFF\xFE b\xC3 \xE2\x82 \xED\xA0\x80 \xF0\x9F\x98";
   for (const char* name : kVocabNames) {
     CAPTURE(name);
-    Tokenizer tok = load_vocab(name);
+    const Tokenizer& tok = load_vocab(name);
     auto ids = tok.encode(bad, false, false);
     CHECK(tok.decode(ids) == bad);
     StreamDecoder sd(tok);

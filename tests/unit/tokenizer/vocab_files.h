@@ -3,6 +3,7 @@
 
 #include <doctest/doctest.h>
 
+#include <map>
 #include <string>
 
 #include "cyllm/gguf.h"
@@ -17,12 +18,16 @@ inline std::string vocab_path(const std::string& name) {
   return (cyllm::test::testdata_dir() / "vocab" / ("ggml-vocab-" + name + ".gguf")).string();
 }
 
-inline Tokenizer load_vocab(const std::string& name) {
+// Loaded once per test binary (loading the big vocabularies is slow under sanitizers).
+inline const Tokenizer& load_vocab(const std::string& name) {
+  static std::map<std::string, Tokenizer> cache;
+  if (auto it = cache.find(name); it != cache.end()) return it->second;
   auto file = gguf::File::open(vocab_path(name));
   REQUIRE_MESSAGE(file.ok(), (file.ok() ? "" : file.error().to_string()));
   auto tok = Tokenizer::load(*file);
   REQUIRE_MESSAGE(tok.ok(), (tok.ok() ? "" : tok.error().to_string()));
-  return std::move(tok).value();  // holds no reference to the File
+  // The Tokenizer holds no reference to the File.
+  return cache.emplace(name, std::move(tok).value()).first->second;
 }
 
 }  // namespace cyllm::tokenizer::test
