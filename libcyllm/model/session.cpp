@@ -43,17 +43,21 @@ class SessionImpl final : public Session {
   // Allocates the KV cache and every buffer eval needs; false when memory is short.
   bool allocate();
 
-  Result<void> eval(std::span<const tokenizer::TokenId> tokens) override;
+  Result<void> eval(std::span<const tokenizer::TokenId> tokens) override { return run(tokens, false); }
+  Result<void> eval_all(std::span<const tokenizer::TokenId> tokens) override { return run(tokens, true); }
   std::span<const float> logits() const override { return logits_; }
+  std::span<const float> all_logits() const override { return all_logits_; }
   std::uint32_t n_past() const override { return n_past_; }
   std::uint32_t n_ctx() const override { return n_ctx_; }
   void truncate(std::uint32_t n) override { n_past_ = std::min(n, n_past_); }
   const Model& model() const override { return m_; }
 
  private:
-  // Runs tokens[0..n) at positions pos0.. through every layer, filling the KV cache;
-  // with `want_logits`, also the logits of the last token.
-  void forward(const tokenizer::TokenId* tokens, std::size_t n, std::uint32_t pos0, bool want_logits);
+  Result<void> run(std::span<const tokenizer::TokenId> tokens, bool all);
+  // Runs tokens[0..n) at positions pos0.. through every layer, filling the KV cache.
+  // Logits: none (logits == nullptr), of the last token only ([n_vocab]), or of every
+  // token (`all`: [n][n_vocab]).
+  void forward(const tokenizer::TokenId* tokens, std::size_t n, std::uint32_t pos0, float* logits, bool all);
   // y[n][w.n_rows] = x[n][w.n_cols] @ w^T
   void project(const WeightMatrix& w, const float* x, std::size_t n, float* y);
   // y[t][i] += b[i] when b is present.
@@ -78,6 +82,7 @@ class SessionImpl final : public Session {
   FloatBuffer k_cache_;  // [n_layer][n_ctx][kv_dim]
   FloatBuffer v_cache_;  // [n_layer][n_ctx][kv_dim]
   std::vector<float> logits_;  // [n_vocab]
+  std::vector<float> all_logits_;  // [n][n_vocab] after eval_all
   // Activations of one batch.
   std::vector<float> x_;       // [n][n_embd] residual stream
   std::vector<float> xb_;      // [n][max(n_embd, q_dim)] normed input / block output
@@ -125,7 +130,7 @@ bool SessionImpl::allocate() {
   return true;
 }
 
-Result<void> SessionImpl::eval(std::span<const tokenizer::TokenId> tokens) {
+Result<void> SessionImpl::run(std::span<const tokenizer::TokenId> tokens, bool all) {
   if (tokens.empty()) return Error(Errc::InvalidArgument, "eval needs at least one token");
   if (tokens.size() > n_ctx_ - n_past_)
     return Error(Errc::InvalidArgument, "context overflow: " + std::to_string(n_past_) + " cached + " +
@@ -135,11 +140,21 @@ Result<void> SessionImpl::eval(std::span<const tokenizer::TokenId> tokens) {
     if (id < 0 || static_cast<std::uint64_t>(id) >= hp_.n_vocab)
       return Error(Errc::InvalidArgument,
                    "token id " + std::to_string(id) + " is outside [0, " + std::to_string(hp_.n_vocab) + ")");
+  const std::size_t n_vocab = hp_.n_vocab;
+  if (all) {
+    try {
+      all_logits_.resize(tokens.size() * n_vocab);
+    } catch (const std::bad_alloc&) {
+      return Error(Errc::OutOfMemory, "cannot allocate the logits of " + std::to_string(tokens.size()) + " tokens");
+    }
+  }
   for (std::size_t done = 0; done < tokens.size();) {
     const std::size_t n = std::min(kMaxBatch, tokens.size() - done);
-    forward(tokens.data() + done, n, n_past_ + static_cast<std::uint32_t>(done), done + n == tokens.size());
+    float* out = all ? all_logits_.data() + done * n_vocab : (done + n == tokens.size() ? logits_.data() : nullptr);
+    forward(tokens.data() + done, n, n_past_ + static_cast<std::uint32_t>(done), out, all);
     done += n;
   }
+  if (all) std::copy(all_logits_.end() - static_cast<std::ptrdiff_t>(n_vocab), all_logits_.end(), logits_.begin());
   n_past_ += static_cast<std::uint32_t>(tokens.size());
   return {};
 }
@@ -212,7 +227,7 @@ void SessionImpl::attention(std::size_t layer, std::size_t n, std::uint32_t pos0
 }
 
 void SessionImpl::forward(const tokenizer::TokenId* tokens, std::size_t n, std::uint32_t pos0,
-                          bool want_logits) {
+                          float* logits, bool all) {
   const std::size_t n_embd = hp_.n_embd, n_ff = hp_.n_ff, hd = hp_.head_dim;
   const std::size_t kvd = kv_dim();
   const float eps = hp_.rms_eps;
@@ -292,10 +307,13 @@ void SessionImpl::forward(const tokenizer::TokenId* tokens, std::size_t n, std::
     for (std::size_t i = 0; i < n * n_embd; ++i) x[i] += xb[i];
   }
 
-  if (!want_logits) return;
-  // Final RMSNorm of the last token and the output projection: logits [n_vocab]
-  rmsnorm(xb, x + (n - 1) * n_embd, w_.output_norm.data(), n_embd, eps);
-  project(w_.output, xb, 1, logits_.data());
+  if (!logits) return;
+  // Final RMSNorm and the output projection, of the last token ([n_vocab]) or of all
+  // ([n][n_vocab]).
+  const std::size_t first = all ? 0 : n - 1;
+  for (std::size_t t = first; t < n; ++t)
+    rmsnorm(xb + (t - first) * n_embd, x + t * n_embd, w_.output_norm.data(), n_embd, eps);
+  project(w_.output, xb, n - first, logits);
 }
 
 }  // namespace

@@ -82,6 +82,12 @@ class Session {
   // the context would overflow or an id is out of range (state unchanged then).
   virtual Result<void> eval(std::span<const tokenizer::TokenId> tokens) = 0;
   virtual std::span<const float> logits() const = 0;
+  // Same as eval, and also keeps the next-token logits after every token of `tokens` in
+  // all_logits(): [tokens.size()][n_vocab], row i follows tokens[i] (the last row equals
+  // logits()). Costs one output projection per token; OutOfMemory when the rows cannot be
+  // allocated (state unchanged then). For perplexity and teacher-forced checks.
+  virtual Result<void> eval_all(std::span<const tokenizer::TokenId> tokens) = 0;
+  virtual std::span<const float> all_logits() const = 0;
   virtual std::uint32_t n_past() const = 0;   // tokens in the KV cache
   virtual std::uint32_t n_ctx() const = 0;
   // Drops cached positions >= n (n <= n_past), e.g. to reuse a shared prompt prefix.

@@ -129,6 +129,19 @@ TEST_CASE("one batch and token by token give the same logits; truncate re-evalua
     for (auto id : kTokens) REQUIRE(single->eval(std::span(&id, 1)).ok());
     CHECK(max_diff(single->logits(), batch_logits) <= 1e-5);
 
+    // eval_all keeps every position's logits; each row equals the token-by-token ones.
+    auto all = new_session(model, 64, 2);
+    REQUIRE(all->eval(std::span(kTokens).first(2)).ok());
+    REQUIRE(all->eval_all(std::span(kTokens).subspan(2)).ok());
+    const std::size_t n_vocab = model->hparams().n_vocab;
+    REQUIRE(all->all_logits().size() == (kTokens.size() - 2) * n_vocab);
+    CHECK(max_diff(all->logits(), batch_logits) <= 1e-5);
+    auto step = new_session(model, 64, 1);
+    for (std::size_t i = 0; i < kTokens.size(); ++i) {
+      REQUIRE(step->eval(std::span(&kTokens[i], 1)).ok());
+      if (i >= 2) CHECK(max_diff(all->all_logits().subspan((i - 2) * n_vocab, n_vocab), step->logits()) <= 1e-5);
+    }
+
     // Drop the last 7 positions, take a detour, drop it again and re-evaluate the tail.
     batch->truncate(5);
     CHECK(batch->n_past() == 5);

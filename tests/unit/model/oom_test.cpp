@@ -33,6 +33,11 @@ using cyllm::model::Session;
 
 namespace {
 
+// Child exit codes.
+enum : int { kOk = 0, kBigSessionCreated = 10, kWrongError = 11, kSmallSessionFailed = 12, kEvalFailed = 13,
+             kRlimitFailed = 14 };
+
+#ifndef CYLLM_TEST_ASAN
 // Current address-space size of this process in bytes (VmSize), 0 when unknown.
 std::uint64_t address_space_bytes() {
   std::ifstream in("/proc/self/status");
@@ -47,10 +52,7 @@ std::uint64_t address_space_bytes() {
   }
   return 0;
 }
-
-// Child exit codes.
-enum : int { kOk = 0, kBigSessionCreated = 10, kWrongError = 11, kSmallSessionFailed = 12, kEvalFailed = 13,
-             kRlimitFailed = 14 };
+#endif
 
 int child(std::shared_ptr<const Model> model) {
 #ifdef CYLLM_TEST_ASAN

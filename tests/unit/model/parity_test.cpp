@@ -35,21 +35,39 @@ double max_parity_error(const std::string& name) {
     const auto prompt = ref["prompt_tokens"].get<std::vector<std::int32_t>>();
     // The tokenizer agrees with llama.cpp's on the prompt (BOS included).
     CHECK((*model)->tokenizer().encode(ref["prompt"].get<std::string>(), true, false) == prompt);
-    auto s = Session::create(*model, {256, 0});
-    REQUIRE_MESSAGE(s.ok(), s.error().to_string());
-    REQUIRE((*s)->eval(prompt).ok());
-    for (const auto& step : ref["steps"]) {
-      const auto logits = (*s)->logits();
+    const auto& steps = ref["steps"];
+    REQUIRE(!steps.empty());
+    // Teacher forcing: after the prompt come llama.cpp's top-1 tokens of each step.
+    std::vector<std::int32_t> seq = prompt;
+    for (std::size_t k = 0; k + 1 < steps.size(); ++k) seq.push_back(steps[k]["top"][0][0].get<std::int32_t>());
+    auto compare = [&](std::span<const float> logits, const nlohmann::json& step) {
       for (const auto& pair : step["top"]) {
         const auto id = pair[0].get<std::int32_t>();
         REQUIRE(id >= 0);
         REQUIRE(static_cast<std::size_t>(id) < logits.size());
         worst = std::max(worst, std::fabs(double{logits[static_cast<std::size_t>(id)]} - pair[1].get<double>()));
       }
-      // Teacher forcing: continue with llama.cpp's top-1 token.
-      const std::int32_t next = step["top"][0][0].get<std::int32_t>();
-      REQUIRE((*s)->eval(std::span(&next, 1)).ok());
+    };
+    // All steps in one batch (the forward pass sees every position causally, as if the
+    // tokens came one at a time; forward_test checks that equivalence).
+    auto s = Session::create(*model, {256, 0});
+    REQUIRE_MESSAGE(s.ok(), s.error().to_string());
+    REQUIRE((*s)->eval_all(seq).ok());
+    const std::size_t n_vocab = (*model)->hparams().n_vocab;
+    REQUIRE((*s)->all_logits().size() == seq.size() * n_vocab);
+    for (std::size_t k = 0; k < steps.size(); ++k) {
+      compare((*s)->all_logits().subspan((prompt.size() - 1 + k) * n_vocab, n_vocab), steps[k]);
       ++n_steps;
+    }
+    // The first prompt also one token at a time through the KV cache, as generation runs.
+    if (n_prompts == 0) {
+      auto inc = Session::create(*model, {256, 1});
+      REQUIRE(inc.ok());
+      REQUIRE((*inc)->eval(prompt).ok());
+      for (std::size_t k = 0; k < steps.size(); ++k) {
+        compare((*inc)->logits(), steps[k]);
+        if (k + 1 < steps.size()) REQUIRE((*inc)->eval(std::span(&seq[prompt.size() + k], 1)).ok());
+      }
     }
     ++n_prompts;
   }
