@@ -178,7 +178,7 @@ int main(int argc, char** argv) {
       auto text = read_input(lock, "lock");
       if (!text) return env.fail(text.error());
       auto l = fetch::parse_lock(*text);
-      if (!l) return env.fail(std::move(l).error().with_context("while reading " + lock));
+      if (!l) return env.fail(std::move(l).error().with_context("reading " + lock));
       PlanTarget t;
       t.python = python;
       if (auto r = add_lock(*l, "", t); !r.ok()) return env.fail(r.error());
@@ -220,7 +220,7 @@ int main(int argc, char** argv) {
       auto info = wheelhouse::verify_wheel(a.path, target);
       if (!info) {
         if (!dest.empty()) std::remove(a.path.c_str());
-        a.error = std::move(info).error().with_context("while verifying " + a.artifact.filename);
+        a.error = std::move(info).error().with_context("verifying " + a.artifact.filename);
         continue;
       }
       fetched.push_back({info->name, info->version, a.sha256, a.artifact.filename});
@@ -246,7 +246,7 @@ int main(int argc, char** argv) {
         auto parsed = wheelhouse::parse_lock(*text);
         if (!parsed) return env.fail(parsed.error());
         auto filled = wheelhouse::fill_lock(*parsed, fetched);
-        if (!filled) return env.fail(std::move(filled).error().with_context("while filling " + e.lock_path));
+        if (!filled) return env.fail(std::move(filled).error().with_context("filling " + e.lock_path));
         if (auto w = wheelhouse::write_lock(e.lock_path, *filled); !w.ok()) return env.fail(w.error());
         if (install.empty()) continue;
         env.logger().log(LogLevel::Info, "installing environment " + e.name + " into " + e.venv_dir);

@@ -613,7 +613,7 @@ class Run {
 
   void retry(Job& j, std::optional<milliseconds> server_delay, Error why) {
     if (++j.attempts >= o_.retry.max_attempts) {
-      why.with_context("after " + std::to_string(j.attempts) + " attempts");
+      why.with_context("making " + std::to_string(j.attempts) + " attempts");
       fail(j, std::move(why));
       return;
     }
@@ -749,7 +749,7 @@ class Run {
   }
 
   void fail(Job& j, Error e) {
-    e.with_context("while fetching " + j.res.artifact.source);
+    e.with_context("fetching " + j.res.artifact.source);
     if (progress_ && j.progress_started) progress_->finished(j.id, false, false);
     j.res.error = std::move(e);
     close_fd(j);

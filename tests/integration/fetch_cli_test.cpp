@@ -323,3 +323,61 @@ TEST_CASE("hf:// through HF_ENDPOINT: token sent to the hub, commit pinned in th
   CHECK(n.err.find("file \\\"nope.gguf\\\" does not exist in org/model") != std::string::npos);
   CHECK(manifest(n)["artifacts"][0]["error"]["code"] == "fetch.hub_not_found");
 }
+
+TEST_CASE("seed flow on loopback: detect | resolve --lock | fetch --plan - --lock --dest --install | import") {
+  TempDir tmp;
+  FaultServer srv;
+  const fs::path built = tmp.path() / "built";
+  auto engine = make_wheel(built, "toyengine", "1.2.0", {}, {"toyproto>=6"});
+  auto proto5 = make_wheel(built, "toyproto", "5.29.3");
+  auto proto6 = make_wheel(built, "toyproto", "6.31.1");
+  auto worker = make_wheel(built, "toyworker", "0.3.0");
+  for (const auto& w : {engine, proto5, proto6, worker}) {
+    Route r;
+    r.body = read_text(w.path);
+    srv.route("/wheels/" + w.filename(), r);
+  }
+  PosixCommandRunner runner;
+  auto pyver = runner.run({"/usr/bin/env", "python3", "-c", "import sys; print(f'{sys.version_info[0]}.{sys.version_info[1]}')"},
+                          std::chrono::seconds(60));
+  REQUIRE(pyver.ok());
+  const std::string python = pyver->out.substr(0, pyver->out.find('\n'));
+  auto entry = [&](const std::string& key, const BuiltWheel& b, bool with_hash) {
+    return "  " + key + ":\n    url: " + srv.url("/wheels/" + b.filename()) + "\n" +
+           (with_hash ? "    sha256: " + b.sha256 + "\n" : "");
+  };
+  write_file(tmp.path() / "registry.yaml",
+             "schema_version: 1\nhardware_profiles:\n  any_cpu:\n    architectures: [x86_64, aarch64]\n"
+             "engines:\n  toyengine:\n    kind: python\n    tradeoff: test engine\n    versions: [\"1.2.0\"]\n"
+             "    default_version: \"1.2.0\"\nwheels:\n" +
+                 entry("toyengine-1.2.0", engine, true) + entry("toyproto-5", proto5, true) +
+                 entry("toyproto-6", proto6, true) + entry("toyworker-0.3.0", worker, false) +
+                 "compatibility_matrix:\n  - hardware: any_cpu\n    engine: toyengine\n    engine_versions: \"==1.2.0\"\n"
+                 "    requirements: [{wheel: toyengine-1.2.0}, {wheel: toyproto-6}]\n    verified: true\n"
+                 "base_environment:\n  requirements: [{wheel: toyworker-0.3.0}, {wheel: toyproto-5}]\n");
+  auto detect = run_tool("cy-llm-detect", {"--root", (fixtures_dir() / "roots/cpu-cgroup2").string()});
+  REQUIRE_MESSAGE(detect.exit_code == 0, detect.err);
+  const std::string lock = (tmp.path() / "requirements.lock").string();
+  auto resolve = run_tool("cy-llm-resolve", {"--registry", (tmp.path() / "registry.yaml").string(), "--python", python,
+                                             "--lock", lock, "--yes"},
+                          detect.out);
+  REQUIRE_MESSAGE(resolve.exit_code == 0, resolve.err);
+  const std::string wh = (tmp.path() / "wheelhouse").string(), venvs = (tmp.path() / "venvs").string();
+  auto fetch = run_tool("cy-llm-fetch", {"--cache-dir", (tmp.path() / "cache").string(), "--plan", "-", "--lock", lock,
+                                         "--dest", wh, "--install", venvs},
+                        resolve.out, {}, std::chrono::seconds(400));
+  REQUIRE_MESSAGE(fetch.exit_code == 0, fetch.err);
+  auto j = manifest(fetch);
+  CHECK(j["artifacts"].size() == 4);
+  for (const auto& a : j["artifacts"]) CHECK(a["status"] == "downloaded");
+  CHECK(read_text(lock.substr(0, lock.size() - 5) + ".base.lock").find("first seen by cy-llm-fetch") != std::string::npos);
+  std::map<std::string, std::string> checks = {
+      {"engine", "import toyengine, toyproto; assert toyproto.__version__ == '6.31.1', toyproto.__version__"},
+      {"base", "import toyworker, toyproto; assert toyproto.__version__ == '5.29.3', toyproto.__version__"}};
+  for (const auto& [env, code] : checks) {
+    CAPTURE(env);
+    auto imp = runner.run({venvs + "/" + env + "/bin/python", "-c", code}, std::chrono::seconds(60));
+    REQUIRE(imp.ok());
+    CHECK_MESSAGE(imp->exit_code == 0, imp->err);
+  }
+}
