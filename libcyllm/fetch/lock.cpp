@@ -109,9 +109,12 @@ Result<Lock> parse_lock(std::string_view text) {
         value = tokens[++t];
       } else if (util::starts_with(tok, "--hash=")) {
         value = tok.substr(7);
-      } else {
+      } else if (tok.front() == '-') {
         e.options.emplace_back(tok);
         continue;
+      } else {
+        // pip would drop it silently; a lock that says more than it means is refused.
+        return bad_line(start, "unexpected " + util::quote(tok) + " after the options of " + util::quote(req));
       }
       if (!util::starts_with(value, "sha256:") || !is_hex64(value.substr(7)))
         return bad_line(start, "hash " + util::quote(value) + " is not sha256:<64 hex digits>");

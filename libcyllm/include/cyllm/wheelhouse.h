@@ -162,7 +162,8 @@ struct Lock {
 // '#' comments (whole line, or after whitespace), global options on their own line,
 // requirement lines with "--hash=sha256:HEX" options. Fails with fetch.bad_source
 // "requirements.lock:LINE: ..." for a bad requirement, a hash that is not sha256 with 64
-// hex digits, a '-r'/'-c'/'-e' include (not allowed in a lock), or input over kMaxLockBytes.
+// hex digits, a '-r'/'-c'/'-e' include (not allowed in a lock), text after a requirement's
+// options that is not an option, or input over kMaxLockBytes.
 Result<Lock> parse_lock(std::string_view text);
 
 // One file that cy-llm-fetch put into the wheelhouse.

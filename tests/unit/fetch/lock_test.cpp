@@ -82,6 +82,9 @@ TEST_CASE("parse_lock refusals name the line") {
                 "fetch.bad_source: requirements.lock:1: hash \"sha256:" + kH1.substr(1) +
                     "\" is not sha256:<64 hex digits>"},
            Case{"a==1 --hash\n", "fetch.bad_source: requirements.lock:1: --hash without a value"},
+           // Found by fuzz_lock (corpus/lock/stray_token_after_options).
+           Case{"a==1 --hash sha256:" + kH1 + " 0\n",
+                "fetch.bad_source: requirements.lock:1: unexpected \"0\" after the options of \"a==1\""},
        }) {
     CAPTURE(c.text);
     auto r = parse_lock(c.text);
