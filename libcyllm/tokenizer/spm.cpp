@@ -34,6 +34,23 @@ struct BigramOrder {
 }  // namespace
 
 void Vocab::encode_spm(std::string_view text, std::vector<TokenId>& out) const {
+  if (!spm_split_words) {
+    encode_spm_segment(text, out);
+    return;
+  }
+  // Cut before each U+2581 that follows another character (no token spans such a cut).
+  // E2 is never a continuation byte, so a cut is always at a character boundary.
+  constexpr std::string_view kMark = "\xE2\x96\x81";
+  std::size_t start = 0;
+  for (std::size_t p = text.find(kMark, 1); p != std::string_view::npos; p = text.find(kMark, p + 1)) {
+    if (p >= 3 && text.compare(p - 3, 3, kMark) == 0) continue;  // inside a U+2581 run
+    encode_spm_segment(text.substr(start, p - start), out);
+    start = p;
+  }
+  encode_spm_segment(text.substr(start), out);
+}
+
+void Vocab::encode_spm_segment(std::string_view text, std::vector<TokenId>& out) const {
   std::vector<Symbol> sym;
   sym.reserve(text.size());
   for (std::size_t i = 0; i < text.size();) {

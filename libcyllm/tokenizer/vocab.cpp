@@ -22,6 +22,8 @@ constexpr std::array<unsigned char, 68> shifted_bytes() {
 }
 constexpr std::array<unsigned char, 68> kShiftedBytes = shifted_bytes();
 
+constexpr std::string_view kSpaceMark = "\xE2\x96\x81";  // U+2581
+
 Error bad(std::string message) { return Error(Errc::BadVocab, std::move(message)); }
 
 // "<0x4A>" -> 0x4A; -1 when `t` is not a byte token text.
@@ -177,6 +179,19 @@ Result<Vocab> build_vocab(VocabData data) {
     }
     if (llama && ty == TokenType::Byte) {
       if (int b = parse_byte_token(t); b >= 0 && v.byte_token[b] == kNoToken) v.byte_token[b] = id;
+    }
+  }
+  if (llama) {
+    v.spm_split_words = true;
+    for (std::size_t i = 0; i < n && v.spm_split_words; ++i) {
+      if (!v.mergeable(static_cast<TokenId>(i))) continue;
+      const std::string& t = v.text[i];
+      for (std::size_t p = t.find(kSpaceMark, 1); p != std::string::npos; p = t.find(kSpaceMark, p + 1)) {
+        if (p < 3 || t.compare(p - 3, 3, kSpaceMark) != 0) {
+          v.spm_split_words = false;
+          break;
+        }
+      }
     }
   }
   for (auto& list : v.special_by_first) {

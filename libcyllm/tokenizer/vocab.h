@@ -33,6 +33,9 @@ struct Vocab {
   bool ignore_merges = false;  // llama3: a word that is a token is not merged further
   bool add_bos = false;
   bool add_space_prefix = false;
+  // llama: no mergeable token has U+2581 right after another character, so merging can
+  // run separately on each "word" (a U+2581 run and what follows) with the same result.
+  bool spm_split_words = false;
 
   std::vector<std::string> text;   // id -> token text as stored
   std::vector<float> score;        // id -> score (llama merges)
@@ -60,6 +63,7 @@ struct Vocab {
 
   // Text without special tokens -> ids, appended to out.
   void encode_spm(std::string_view text, std::vector<TokenId>& out) const;
+  void encode_spm_segment(std::string_view text, std::vector<TokenId>& out) const;
   void encode_bpe(std::string_view text, std::vector<TokenId>& out) const;
 
   bool valid(TokenId id) const { return id >= 0 && static_cast<std::size_t>(id) < text.size(); }

@@ -14,6 +14,7 @@
 
 #include "cyllm/tokenizer.h"
 #include "tokenizer/unicode.h"
+#include "tokenizer/vocab.h"
 
 using namespace cyllm::tokenizer;
 
@@ -99,6 +100,7 @@ VocabData bpe_data(const char* pre) {
 
 struct Vocabs {
   std::vector<Tokenizer> all;
+  Vocab spm = std::move(build_vocab(spm_data())).value();
   Vocabs() {
     all.push_back(std::move(Tokenizer::from_vocab(spm_data())).value());
     for (const char* pre : {"llama-bpe", "qwen2", "gpt-2"}) {
@@ -145,5 +147,21 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   CYLLM_ASSERT(unicode::is_valid_utf8(tail));
   streamed += tail;
   CYLLM_ASSERT(streamed == unicode::sanitize(decoded));
+
+  // The per-word split of SentencePiece merging gives the same ids as merging the whole.
+  if (vocabs.spm.spm_split_words) {
+    std::string escaped;
+    for (char c : text) {
+      if (c == ' ') {
+        escaped += kSp;
+      } else {
+        escaped += c;
+      }
+    }
+    std::vector<TokenId> split, whole;
+    vocabs.spm.encode_spm(escaped, split);
+    vocabs.spm.encode_spm_segment(escaped, whole);
+    CYLLM_ASSERT(split == whole);
+  }
   return 0;
 }

@@ -95,3 +95,13 @@ TEST_CASE("spm: control tokens decode to text only when asked") {
   CHECK(t.is_end_of_generation(2));
   CHECK_FALSE(t.is_end_of_generation(1));
 }
+
+TEST_CASE("spm: a token spanning a word boundary turns off the per-word split") {
+  // "a▁b" lets merges cross the U+2581 between words, so the text must be merged whole.
+  auto t = make(spm_vocab({{kSp, -9}, {"a", -9}, {"b", -9}, {"a" + kSp, -1}, {"a" + kSp + "b", -0.5f}}));
+  REQUIRE(t.encode("a b", false, false) == std::vector<TokenId>{id_of(t, kSp), id_of(t, "a" + kSp + "b")});
+  CHECK(t.decode(t.encode("a b", false, false)) == "a b");
+  // Without such a token, words are merged separately with the same result as a whole.
+  auto u = make(spm_vocab({{kSp, -9}, {"a", -9}, {"b", -9}, {kSp + "a", -1}, {kSp + "b", -1}}));
+  REQUIRE(u.encode("a b", false, false) == std::vector<TokenId>{id_of(u, kSp + "a"), id_of(u, kSp + "b")});
+}
