@@ -86,8 +86,12 @@ class Session {
   // all_logits(): [tokens.size()][n_vocab], row i follows tokens[i] (the last row equals
   // logits()). Costs one output projection per token; OutOfMemory when the rows cannot be
   // allocated (state unchanged then). For perplexity and teacher-forced checks.
-  virtual Result<void> eval_all(std::span<const tokenizer::TokenId> tokens) = 0;
-  virtual std::span<const float> all_logits() const = 0;
+  // (Not pure, so that test doubles of Session need not implement it: Unsupported.)
+  virtual Result<void> eval_all(std::span<const tokenizer::TokenId> tokens) {
+    (void)tokens;
+    return Error(Errc::Unsupported, "eval_all is not implemented by this session");
+  }
+  virtual std::span<const float> all_logits() const { return {}; }
   virtual std::uint32_t n_past() const = 0;   // tokens in the KV cache
   virtual std::uint32_t n_ctx() const = 0;
   // Drops cached positions >= n (n <= n_past), e.g. to reuse a shared prompt prefix.
