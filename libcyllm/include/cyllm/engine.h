@@ -121,8 +121,8 @@ struct Completion {
 class BaseEngine {
  public:
   virtual ~BaseEngine() = default;
-  // Loads the model (replacing a loaded one). Fails with the engine's error codes; the
-  // previous model stays unloaded after a failure.
+  // Loads the model (replacing a loaded one). A refused config (engine.invalid_request)
+  // leaves the loaded model as it was; after a failed load no model is loaded.
   virtual Result<void> load_model(const std::string& path, const EngineConfig& config) = 0;
   // Runs one request, streaming text to `sink`. `cancel` (may be null) is polled between
   // tokens; raising it ends the request with finish_reason "cancelled".
