@@ -59,12 +59,13 @@ double max_parity_error(const std::string& name) {
       compare((*s)->all_logits().subspan((prompt.size() - 1 + k) * n_vocab, n_vocab), steps[k]);
       ++n_steps;
     }
-    // The first prompt also one token at a time through the KV cache, as generation runs.
+    // The first prompt also one token at a time through the KV cache, as generation runs
+    // (a few steps: each costs a full output projection, slow under sanitizers).
     if (n_prompts == 0) {
       auto inc = Session::create(*model, {256, 1});
       REQUIRE(inc.ok());
       REQUIRE((*inc)->eval(prompt).ok());
-      for (std::size_t k = 0; k < steps.size(); ++k) {
+      for (std::size_t k = 0; k < std::min<std::size_t>(steps.size(), 4); ++k) {
         compare((*inc)->logits(), steps[k]);
         if (k + 1 < steps.size()) REQUIRE((*inc)->eval(std::span(&seq[prompt.size() + k], 1)).ok());
       }
