@@ -194,13 +194,14 @@ Result<std::string> fill_lock(const Lock& lock, const std::vector<FetchedFile>& 
       if (c != mark) out += c + "\n";
     bool marked = std::find(e.comments.begin(), e.comments.end(), mark) != e.comments.end();
     if (first_seen || marked) out += mark + "\n";
-    // A URL requirement would make pip download the file again: it becomes a pin on the
-    // fetched version, which `pip --no-index --find-links WHEELHOUSE` finds locally.
-    // Other requirements stay as written.
+    // pip --require-hashes accepts only "==" pins, and a URL requirement would make pip
+    // download the file again: both a URL and a range ("grpcio>=1.62.1,<1.71") become a pin
+    // on the fetched version, which `pip --no-index --find-links WHEELHOUSE` finds locally.
+    // Exact pins stay as written.
     std::string extras;
     for (const auto& x : e.extras) extras += (extras.empty() ? "[" : ",") + x;
     if (!extras.empty()) extras += "]";
-    bool repin = !e.url.empty() && !mine.empty() && !version.empty();
+    bool repin = e.version.empty() && !mine.empty() && !version.empty();
     std::string line = repin ? e.name + extras + "==" + version : e.requirement;
     if (line != e.requirement && !e.marker.empty()) line += " ; " + e.marker;
     out += line;

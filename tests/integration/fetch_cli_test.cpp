@@ -4,6 +4,8 @@
 #include <doctest/doctest.h>
 
 #include <sys/mount.h>
+#include <sys/resource.h>
+#include <csignal>
 #include <sys/wait.h>
 
 #include <filesystem>
@@ -153,14 +155,26 @@ TEST_CASE("disk full (a 1 MiB tmpfs cache) fails cleanly with no partial file") 
   TempDir tmp;
   fs::create_directories(tmp.path() / "small");
   const std::string mnt = (tmp.path() / "small").string();
-  if (::mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=1m") != 0) {
-    FAIL("cannot mount a tmpfs here (needs root/CAP_SYS_ADMIN): " << std::strerror(errno));
-  }
+  // A real full filesystem where we may mount one (root / CAP_SYS_ADMIN); elsewhere a 1 MiB
+  // file-size limit inherited by the tool, which makes write() fail with EFBIG instead.
+  const bool mounted = ::mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=1m") == 0;
+  const std::string how = mounted ? "a 1 MiB tmpfs" : "RLIMIT_FSIZE = 1 MiB (no permission to mount)";
+  MESSAGE("disk full simulated with " << how);
   FaultServer srv;
   Route r;
   r.body = payload(3 << 20, 3);
   srv.route("/huge", r);
+  struct rlimit old_limit {};
+  ::getrlimit(RLIMIT_FSIZE, &old_limit);
+  auto old_handler = ::signal(SIGXFSZ, SIG_IGN);  // ignored dispositions survive exec
+  if (!mounted) {
+    struct rlimit small = old_limit;
+    small.rlim_cur = 1 << 20;
+    REQUIRE(::setrlimit(RLIMIT_FSIZE, &small) == 0);
+  }
   auto run = run_tool("cy-llm-fetch", {"--cache-dir", mnt + "/cache", srv.url("/huge")});
+  ::setrlimit(RLIMIT_FSIZE, &old_limit);
+  ::signal(SIGXFSZ, old_handler);
   CHECK(run.exit_code == 1);
   CHECK(run.err.find("fetch.disk_full") != std::string::npos);
   std::size_t files = 0;
@@ -170,7 +184,7 @@ TEST_CASE("disk full (a 1 MiB tmpfs cache) fails cleanly with no partial file") 
       MESSAGE("left behind: " << e.path());
     }
   CHECK(files == 0);
-  ::umount2(mnt.c_str(), MNT_DETACH);
+  if (mounted) ::umount2(mnt.c_str(), MNT_DETACH);
 }
 
 TEST_CASE("--lock: wheels found through a PEP 503 index, verified, lock filled, installed; then offline") {

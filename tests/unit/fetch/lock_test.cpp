@@ -171,3 +171,19 @@ TEST_CASE("fill_lock refuses a fetched hash the lock does not allow, and entries
   auto junk = fill_lock(*lock, {{"a", "1.0", "nothex", ""}});
   CHECK(junk.error().code() == Errc::InvalidArgument);
 }
+
+TEST_CASE("fill_lock pins a range requirement on the fetched version, keeping extras and marker") {
+  auto lock = parse_lock("grpcio[protobuf]>=1.62.1,<1.71 ; python_version >= \"3.9\"\n");
+  REQUIRE_MESSAGE(lock.ok(), lock.error().to_string());
+  REQUIRE(lock->entries.size() == 1);
+  CHECK(lock->entries[0].version.empty());
+  auto text = fill_lock(*lock, {{"grpcio", "1.70.0", kH1, "grpcio-1.70.0-cp311-cp311-manylinux_2_17_x86_64.whl"}});
+  REQUIRE_MESSAGE(text.ok(), text.error().to_string());
+  CHECK(*text ==
+        "# sha256 first seen by cy-llm-fetch (the registry had none): grpcio\n"
+        "grpcio[protobuf]==1.70.0 ; python_version >= \"3.9\" \\\n"
+        "    --hash=sha256:" + kH1 + "\n");
+  auto again = parse_lock(*text);
+  REQUIRE_MESSAGE(again.ok(), again.error().to_string());
+  CHECK(again->entries[0].version == "1.70.0");
+}
