@@ -388,7 +388,9 @@ TEST_CASE("seed flow on loopback: detect | resolve --lock | fetch --plan - --loc
   std::map<std::string, std::string> checks = {
       {"engine", "import toyengine, toyproto; assert toyproto.__version__ == '6.31.1', toyproto.__version__"},
       {"base", "import toyworker, toyproto; assert toyproto.__version__ == '5.29.3', toyproto.__version__"}};
-  for (const auto& [env, code] : checks) {
+  for (const auto& check : checks) {
+    const std::string& env = check.first;  // not structured bindings: clang 14 cannot capture those
+    const std::string& code = check.second;
     CAPTURE(env);
     auto imp = runner.run({venvs + "/" + env + "/bin/python", "-c", code}, std::chrono::seconds(60));
     REQUIRE(imp.ok());

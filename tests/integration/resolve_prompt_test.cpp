@@ -25,7 +25,9 @@ TEST_CASE("on a terminal, several engines are offered and the answer is used") {
   const std::string tool = (test::tools_dir() / "cy-llm-resolve").string();
   const std::string profile =
       (test::source_root() / "tests/cli/detect/cpu-cgroup2/expected.stdout.json").string();
-  for (const auto& [answer, engine] : {std::pair{"2", "vllm"}, std::pair{"", "cy-llm"}, std::pair{"9\n1", "cy-llm"}}) {
+  for (const auto& c : {std::pair{"2", "vllm"}, std::pair{"", "cy-llm"}, std::pair{"9\n1", "cy-llm"}}) {
+    const char* answer = c.first;  // not structured bindings: clang 14 cannot capture those
+    const char* engine = c.second;
     CAPTURE(answer);
     std::string cmd = "printf '" + std::string(answer) + "\\n' | script -qec '" + tool + " " + profile +
                       " --log-format json' /dev/null";

@@ -94,7 +94,7 @@ TEST_CASE("the run document has the cy-llm.run/v1 keys") {
   c.usage = {3, 2};
   auto j = completion_json(c);
   CHECK(j["schema"] == "cy-llm.run/v1");
-  CHECK(j["tokens"] == nlohmann::json::array({5, 6}));
+  CHECK(j["tokens"].dump() == "[5,6]");
   CHECK(j["finish_reason"] == "length");
   CHECK(j["chat_format"].is_null());
   CHECK(j["usage"]["prompt_tokens"] == 3);

@@ -80,7 +80,9 @@ TEST_CASE("every tensor of the quantized tiny-llamas matches the f16 original") 
         }
       }
     }
-    for (const auto& [type, a] : acc) {
+    for (const auto& entry : acc) {
+      const auto type = entry.first;  // not a structured binding: clang 14 cannot capture those
+      const auto& a = entry.second;
       CAPTURE(name);
       CAPTURE(traits(type).name);
       const double mean_rel = a.sum_abs > 0 ? a.sum_err / a.sum_abs : 0;
