@@ -221,6 +221,18 @@ Result<LockFile> parse_lock(std::string_view text) {
   return lock;
 }
 
+namespace {
+// An index's sha256 becomes the expected hash of the download: it must be one (found by
+// fuzz_fetch_parsers: a '#sha256=' fragment of any length was accepted).
+Result<void> check_index_hash(const IndexFile& f, std::string_view page_url) {
+  if (f.sha256.empty()) return {};
+  if (f.sha256.size() != 64 || f.sha256.find_first_not_of("0123456789abcdef") != std::string::npos)
+    return Error(Errc::BadSource, "index page " + quote(page_url) + " gives " + quote(f.filename) +
+                                      " the sha256 " + quote(f.sha256) + ", not 64 hex digits");
+  return {};
+}
+}  // namespace
+
 Result<std::vector<IndexFile>> parse_index_page(std::string_view body, std::string_view content_type,
                                                 std::string_view page_url) {
   std::vector<IndexFile> out;
@@ -246,6 +258,7 @@ Result<std::vector<IndexFile>> parse_index_page(std::string_view body, std::stri
           f["hashes"]["sha256"].is_string())
         x.sha256 = util::to_lower(f["hashes"]["sha256"].get<std::string>());
       split_fragment(x);
+      CYLLM_TRY_VOID(check_index_hash(x, page_url));
       out.push_back(std::move(x));
     }
     return out;
@@ -262,6 +275,7 @@ Result<std::vector<IndexFile>> parse_index_page(std::string_view body, std::stri
     x.filename = (*it)[2];
     split_fragment(x);
     if (x.filename.empty()) x.filename = last_segment(x.url);
+    CYLLM_TRY_VOID(check_index_hash(x, page_url));
     out.push_back(std::move(x));
   }
   return out;
@@ -294,9 +308,12 @@ std::optional<std::chrono::milliseconds> parse_retry_after(std::string_view valu
   }
   time_t when = curl_getdate(std::string(v).c_str(), nullptr);  // RFC 7231 HTTP-date
   if (when < 0) return std::nullopt;
-  auto t = std::chrono::system_clock::from_time_t(when);
-  if (t <= now) return std::chrono::milliseconds(0);
-  return std::chrono::duration_cast<std::chrono::milliseconds>(t - now);
+  // Compare in seconds: a far-future date would overflow system_clock's nanoseconds
+  // (found by fuzz_fetch_parsers).
+  const time_t now_s = std::chrono::system_clock::to_time_t(now);
+  if (when <= now_s) return std::chrono::milliseconds(0);
+  if (when - now_s > 24 * 3600) return std::chrono::hours(24);
+  return std::chrono::milliseconds(static_cast<std::int64_t>(when - now_s) * 1000);
 }
 
 std::optional<ContentRange> parse_content_range(std::string_view value) {
