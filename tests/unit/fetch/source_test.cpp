@@ -76,22 +76,27 @@ TEST_CASE("lock files: pins, hashes, continuations, indexes") {
 
 TEST_CASE("simple index pages: PEP 691 JSON and PEP 503 HTML") {
   auto j = parse_index_page(
-      R"({"meta":{"api-version":"1.0"},"name":"x","files":[{"filename":"x-1.0-py3-none-any.whl","url":"../../files/x-1.0-py3-none-any.whl","hashes":{"sha256":"AB"}}]})",
+      R"({"meta":{"api-version":"1.0"},"name":"x","files":[{"filename":"x-1.0-py3-none-any.whl","url":"../../files/x-1.0-py3-none-any.whl","hashes":{"sha256":"ABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABAB"}}]})",
       "application/vnd.pypi.simple.v1+json", "https://idx.example/simple/x/");
   REQUIRE(j.ok());
   REQUIRE(j->size() == 1);
   CHECK((*j)[0].url == "https://idx.example/files/x-1.0-py3-none-any.whl");
-  CHECK((*j)[0].sha256 == "ab");
+  CHECK((*j)[0].sha256 == "abababababababababababababababababababababababababababababababab");
   auto h = parse_index_page(
-      "<html><body><a href=\"/f/x-1.0-py3-none-any.whl#sha256=cd\">x-1.0-py3-none-any.whl</a><br/>\n"
+      "<html><body><a href=\"/f/x-1.0-py3-none-any.whl#sha256=cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd\">x-1.0-py3-none-any.whl</a><br/>\n"
       "<a href='x-1.0.tar.gz'>x-1.0.tar.gz</a></body></html>",
       "text/html", "http://127.0.0.1:9/simple/x/");
   REQUIRE(h.ok());
   REQUIRE(h->size() == 2);
   CHECK((*h)[0].url == "http://127.0.0.1:9/f/x-1.0-py3-none-any.whl");
-  CHECK((*h)[0].sha256 == "cd");
+  CHECK((*h)[0].sha256 == "cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd");
   CHECK((*h)[1].url == "http://127.0.0.1:9/simple/x/x-1.0.tar.gz");
   CHECK_FALSE(parse_index_page("{", "application/vnd.pypi.simple.v1+json", "http://x/").ok());
+  // A hash that is not one is refused, not used as the expected sha256 of the download.
+  auto bad = parse_index_page("<a href=\"x-1.0-py3-none-any.whl#sha256=cd\">x</a>", "text/html", "http://x/");
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.error().to_string() ==
+        "fetch.bad_source: index page \"http://x/\" gives \"x\" the sha256 \"cd\", not 64 hex digits");
 }
 
 TEST_CASE("header values: Content-Range and Retry-After") {
