@@ -55,24 +55,6 @@ std::string archive_error(archive* a) {
   return why ? why : "unknown libarchive error";
 }
 
-// urlsafe base64 without padding, as RECORD writes digests.
-std::string b64url(std::string_view bytes) {
-  static const char* k = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-  std::string out;
-  std::uint32_t acc = 0;
-  int bits = 0;
-  for (unsigned char c : bytes) {
-    acc = (acc << 8) | c;
-    bits += 8;
-    while (bits >= 6) {
-      bits -= 6;
-      out.push_back(k[(acc >> bits) & 63]);
-    }
-  }
-  if (bits > 0) out.push_back(k[(acc << (6 - bits)) & 63]);
-  return out;
-}
-
 // Why a member name is unsafe to extract, or "" when it is fine. `name` has no trailing
 // '/' (directories have had theirs removed).
 std::string unsafe_reason(std::string_view name) {
@@ -377,7 +359,7 @@ Result<WheelInfo> verify_wheel(const std::string& path, const std::optional<whee
       std::string got(reinterpret_cast<const char*>(digest), digest_len);
       if (got != r->digest)
         return bad(util::quote(info.filename) + ": entry " + util::quote(name) + " has " + r->hash_algorithm + "=" +
-                   b64url(got) + " but RECORD says " + r->hash_algorithm + "=" + b64url(r->digest));
+                   record_digest_text(got) + " but RECORD says " + r->hash_algorithm + "=" + record_digest_text(r->digest));
       if (r->size_bytes && *r->size_bytes != n_bytes)
         return bad(util::quote(info.filename) + ": entry " + util::quote(name) + " is " + std::to_string(n_bytes) +
                    " bytes but RECORD says " + std::to_string(*r->size_bytes));
@@ -391,6 +373,23 @@ Result<WheelInfo> verify_wheel(const std::string& path, const std::optional<whee
   info.requires_dist = md->requires_dist;
 
   return info;
+}
+
+std::string record_digest_text(std::string_view bytes) {
+  static const char* k = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  std::string out;
+  std::uint32_t acc = 0;
+  int bits = 0;
+  for (unsigned char c : bytes) {
+    acc = (acc << 8) | c;
+    bits += 8;
+    while (bits >= 6) {
+      bits -= 6;
+      out.push_back(k[(acc >> bits) & 63]);
+    }
+  }
+  if (bits > 0) out.push_back(k[(acc << (6 - bits)) & 63]);
+  return out;
 }
 
 }  // namespace cyllm::wheelhouse

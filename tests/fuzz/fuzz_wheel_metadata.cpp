@@ -20,20 +20,6 @@ std::string csv_field(const std::string& s) {
   return out + "\"";
 }
 
-std::string b64url(std::string_view bytes) {
-  static const char* k = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-  std::string out;
-  std::uint32_t acc = 0;
-  int bits = 0;
-  for (unsigned char c : bytes) {
-    acc = (acc << 8) | c;
-    bits += 8;
-    while (bits >= 6) out.push_back(k[(acc >> (bits -= 6)) & 63]);
-  }
-  if (bits > 0) out.push_back(k[(acc << (6 - bits)) & 63]);
-  return out;
-}
-
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -56,7 +42,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         CYLLM_ASSERT(e.digest.size() == n);
       }
       again += csv_field(e.path) + "," +
-               (e.hash_algorithm.empty() ? "" : e.hash_algorithm + "=" + b64url(e.digest)) + "," +
+               (e.hash_algorithm.empty() ? "" : e.hash_algorithm + "=" + record_digest_text(e.digest)) + "," +
                (e.size_bytes ? std::to_string(*e.size_bytes) : "") + "\n";
     }
     auto back = parse_wheel_record(again);

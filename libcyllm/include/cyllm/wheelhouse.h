@@ -69,6 +69,8 @@ struct RecordEntry {
 // of the wrong length, a size that is not a decimal number, an empty path, or input over
 // kMaxRecordBytes. Paths are returned as written (verify_wheel checks them).
 Result<std::vector<RecordEntry>> parse_wheel_record(std::string_view text);
+// A digest as RECORD writes it: urlsafe base64 without padding.
+std::string record_digest_text(std::string_view digest);
 
 // ---------------------------------------------------------------------------------------
 // Verifying a wheel
