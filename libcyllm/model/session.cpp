@@ -318,6 +318,37 @@ void SessionImpl::forward(const tokenizer::TokenId* tokens, std::size_t n, std::
 
 }  // namespace
 
+Result<void> eval_batch(std::span<const BatchEntry> entries) {
+  if (entries.empty()) return Error(Errc::InvalidArgument, "eval_batch needs at least one entry");
+  const Model* model = nullptr;
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    const BatchEntry& e = entries[i];
+    const std::string where = "batch entry " + std::to_string(i);
+    if (!e.session) return Error(Errc::InvalidArgument, where + " has no session");
+    if (e.tokens.empty()) return Error(Errc::InvalidArgument, where + " has no tokens");
+    if (!model) model = &e.session->model();
+    if (&e.session->model() != model)
+      return Error(Errc::InvalidArgument, where + " belongs to another model than entry 0");
+    for (std::size_t j = 0; j < i; ++j)
+      if (entries[j].session == e.session)
+        return Error(Errc::InvalidArgument, where + " repeats the session of entry " + std::to_string(j));
+    const Session& s = *e.session;
+    if (e.tokens.size() > s.n_ctx() - s.n_past())
+      return Error(Errc::InvalidArgument, where + ": context overflow: " + std::to_string(s.n_past()) +
+                                              " cached + " + std::to_string(e.tokens.size()) +
+                                              " new tokens > n_ctx " + std::to_string(s.n_ctx()));
+    const std::uint32_t n_vocab = model->hparams().n_vocab;
+    for (tokenizer::TokenId id : e.tokens)
+      if (id < 0 || static_cast<std::uint64_t>(id) >= n_vocab)
+        return Error(Errc::InvalidArgument, where + ": token id " + std::to_string(id) + " is outside [0, " +
+                                                std::to_string(n_vocab) + ")");
+  }
+  // Checked above, so each eval below succeeds. (Serial for now: one pass over the
+  // weights per sequence. The batched forward pass replaces this loop.)
+  for (const BatchEntry& e : entries) CYLLM_TRY_VOID(e.session->eval(e.tokens));
+  return {};
+}
+
 Result<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> model,
                                                  const SessionOptions& opts) {
   if (!model) return Error(Errc::InvalidArgument, "no model");

@@ -99,4 +99,20 @@ class Session {
   virtual const Model& model() const = 0;
 };
 
+// One entry of a batched step: `tokens` are appended to `session`'s sequence.
+struct BatchEntry {
+  Session* session = nullptr;
+  std::span<const tokenizer::TokenId> tokens;
+};
+
+// Advances several sequences of one Model together: each entry's tokens are appended to
+// its session at that session's own positions and KV cache, and on success each session's
+// logits() holds the next-token logits after its last token. This is the step a
+// continuous-batching scheduler calls (typically one token per decoding sequence plus
+// prompt chunks of newly admitted ones). Everything is checked before anything changes:
+// InvalidArgument when the list is empty, an entry has no session or no tokens, a session
+// appears twice, the sessions belong to different models, a context would overflow or a
+// token id is out of range.
+Result<void> eval_batch(std::span<const BatchEntry> entries);
+
 }  // namespace cyllm::model

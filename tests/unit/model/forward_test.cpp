@@ -226,3 +226,46 @@ TEST_CASE("hyperparameters come from the <arch>.* keys") {
   CHECK((*s)->n_ctx() == 128);
   CHECK(&(*s)->model() == model.get());
 }
+
+TEST_CASE("eval_batch advances each sequence as if it ran alone") {
+  cyllm::test::TempDir dir;
+  auto model = load_tiny(dir, spec_for("llama", TensorType::Q8_0), "batch");
+  // Three sequences at different positions: one mid-prompt chunk and two decode steps.
+  const std::vector<std::vector<std::int32_t>> prefix = {{1, 72}, {1, 105, 33, 290}, {1}};
+  const std::vector<std::vector<std::int32_t>> step = {{3, 258, 17}, {101}, {200}};
+  std::vector<std::unique_ptr<Session>> alone, batched;
+  std::vector<cyllm::model::BatchEntry> entries;
+  for (std::size_t i = 0; i < prefix.size(); ++i) {
+    alone.push_back(new_session(model, 16, 1));
+    REQUIRE(alone.back()->eval(prefix[i]).ok());
+    REQUIRE(alone.back()->eval(step[i]).ok());
+    batched.push_back(new_session(model, 16, 2));
+    REQUIRE(batched.back()->eval(prefix[i]).ok());
+    entries.push_back({batched.back().get(), step[i]});
+  }
+  REQUIRE(cyllm::model::eval_batch(entries).ok());
+  for (std::size_t i = 0; i < prefix.size(); ++i) {
+    CAPTURE(i);
+    CHECK(batched[i]->n_past() == prefix[i].size() + step[i].size());
+    CHECK(max_diff(batched[i]->logits(), alone[i]->logits()) <= 1e-5);
+  }
+
+  // Checked before anything runs: one bad entry leaves every session as it was.
+  const std::vector<std::int32_t> too_long(20, 5), bad_id = {4, 999};
+  for (const auto& bad : {std::vector<cyllm::model::BatchEntry>{{batched[0].get(), step[0]}, {batched[1].get(), too_long}},
+                          std::vector<cyllm::model::BatchEntry>{{batched[0].get(), step[0]}, {batched[1].get(), bad_id}},
+                          std::vector<cyllm::model::BatchEntry>{{batched[0].get(), step[0]}, {batched[0].get(), step[1]}},
+                          std::vector<cyllm::model::BatchEntry>{{batched[0].get(), step[0]}, {nullptr, step[1]}},
+                          std::vector<cyllm::model::BatchEntry>{}}) {
+    auto r = cyllm::model::eval_batch(bad);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().code() == Errc::InvalidArgument);
+    CHECK(batched[0]->n_past() == prefix[0].size() + step[0].size());
+  }
+  auto other = load_tiny(dir, spec_for("llama", TensorType::Q8_0), "other");
+  auto foreign = new_session(other, 16, 1);
+  const std::vector<cyllm::model::BatchEntry> mixed = {{batched[2].get(), step[2]}, {foreign.get(), step[2]}};
+  auto r = cyllm::model::eval_batch(mixed);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().message().find("another model") != std::string::npos);
+}
