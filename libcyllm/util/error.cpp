@@ -68,6 +68,11 @@ std::string_view errc_id(Errc code) {
     case Errc::DeadlineExceeded: return "engine.deadline_exceeded";
     case Errc::EngineUnavailable: return "engine.unavailable";
     case Errc::EngineInternal: return "engine.internal";
+    case Errc::Overloaded: return "serve.overloaded";
+    case Errc::QueueTimeout: return "serve.queue_timeout";
+    case Errc::Unauthenticated: return "serve.unauthenticated";
+    case Errc::PayloadTooLarge: return "serve.payload_too_large";
+    case Errc::BindFailed: return "serve.bind_failed";
   }
   return "util.internal";
 }

@@ -92,8 +92,14 @@ enum class Errc {
   DeadlineExceeded,  // engine.deadline_exceeded: the request ran past its deadline
   EngineUnavailable, // engine.unavailable: no model loaded, or the engine process died
   EngineInternal,    // engine.internal: a bug inside an engine
+  // serve
+  Overloaded,        // serve.overloaded: the queue is full; retry later
+  QueueTimeout,      // serve.queue_timeout: the request waited in the queue too long
+  Unauthenticated,   // serve.unauthenticated: missing or wrong API key
+  PayloadTooLarge,   // serve.payload_too_large: the request body exceeds the limit
+  BindFailed,        // serve.bind_failed: the socket or port could not be opened
 };
-inline constexpr Errc kLastErrc = Errc::EngineInternal;
+inline constexpr Errc kLastErrc = Errc::BindFailed;
 
 // Which of the shared exit codes a failure maps to (0 ok is not an error).
 enum class ExitCode : int { Ok = 0, Failed = 1, Usage = 2, Internal = 3, Interrupted = 130 };
