@@ -82,7 +82,7 @@ int main(int argc, char** argv) {
     std::string plan, lock, dest, cache_dir, install, progress = "auto", ca_bundle, gc, python = "3.12";
     int jobs = 4, retries = 6;
     double connect_timeout = 15, stall_timeout = 30;
-    bool offline = false;
+    bool offline = false, fsync = false;
     cli::add_common_flags(app, common, "cy-llm-fetch");
     app.add_option("sources", sources, "URLs or hf:// references to fetch")->option_text("SOURCE...");
     app.add_option("--plan", plan, "Plan JSON file (cy-llm-resolve output), or - for stdin")->option_text("FILE");
@@ -92,6 +92,7 @@ int main(int argc, char** argv) {
     app.add_option("--cache-dir", cache_dir, "Cache directory (default $XDG_CACHE_HOME/cy-llm)")->option_text("DIR");
     app.add_option("-j,--jobs", jobs, "Parallel downloads (default 4)")->check(CLI::Range(1, 64));
     app.add_flag("--offline", offline, "Use only the cache; never touch the network");
+    app.add_flag("--fsync", fsync, "Flush each file to disk before it enters the cache (survives power loss; slower)");
     app.add_option("--ca-bundle", ca_bundle, "Also trust the CAs in this PEM file (verification stays on)")->option_text("FILE");
     app.add_option("-H,--header", headers, "Extra request header 'Name: value' (repeatable; never sent to a redirect's other host)");
     app.add_option("--connect-timeout", connect_timeout, "Seconds to wait for a connection (default 15)")->check(CLI::PositiveNumber);
@@ -130,6 +131,7 @@ int main(int argc, char** argv) {
     fetch::DownloadOptions o;
     o.dest_dir = dest;
     o.offline = offline;
+    o.fsync = fsync;
     o.jobs = static_cast<std::size_t>(jobs);
     o.extra_headers = headers;
     o.hf_token = cli::getenv_str("HF_TOKEN").value_or("");

@@ -3,8 +3,9 @@
 //   <root>/blobs/sha256/<hex>          complete, verified files (read-only, mtime = last use)
 //   <root>/index/url/<sha256(url)>.json {url, etag, sha256, size_bytes, hf_commit, filename}
 //   <root>/index/sha256/<hex>.json     the same, found by content (lock lines know only hashes)
-//   <root>/partial/<key>.part          resumable downloads (+ .etag: the validator for If-Range)
-//   <root>/locks/<key>.lock            flock files; key = expected sha256, else sha256(url)
+//   <root>/partial/<key>.part          resumable downloads (+ .etag: the validator for If-Range),
+//                                      each also the flock of its key; key = expected sha256,
+//                                      else sha256(url)
 //
 // Index files are written atomically (temp + rename), so readers see old or new, never half;
 // they are not fsynced (hints: a lost entry is a cache miss).
@@ -28,7 +29,7 @@ Cache::Cache(std::string root) : root_(std::move(root)) {
 }
 
 Result<void> Cache::ensure_layout() const {
-  for (const char* sub : {"/blobs/sha256", "/index/url", "/index/sha256", "/partial", "/locks"}) {
+  for (const char* sub : {"/blobs/sha256", "/index/url", "/index/sha256", "/partial"}) {
     std::error_code ec;
     fs::create_directories(root_ + sub, ec);
     if (ec) return Error(Errc::Io, "cannot create the cache directory " + util::quote(root_ + sub) + ": " + ec.message());
@@ -43,6 +44,15 @@ std::string Cache::blob_path(std::string_view sha256) const {
 bool Cache::has_blob(std::string_view sha256) const {
   struct stat st{};
   return !sha256.empty() && ::stat(blob_path(sha256).c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+// A blob cut short (a power loss after a download without --fsync) does not match the
+// size its index entry recorded; it is then a miss and is downloaded again. A size of 0
+// in the entry means unknown.
+bool Cache::blob_has_size(std::string_view sha256, std::uint64_t size) const {
+  if (size == 0) return true;
+  struct stat st{};
+  return ::stat(blob_path(sha256).c_str(), &st) == 0 && static_cast<std::uint64_t>(st.st_size) == size;
 }
 
 namespace {
@@ -74,13 +84,14 @@ std::optional<IndexEntry> read_entry(const std::string& path) {
 
 std::optional<IndexEntry> Cache::lookup(std::string_view url) const {
   auto e = read_entry(root_ + "/index/url/" + sha256_hex(url) + ".json");
-  if (!e || e->url != url || !has_blob(e->sha256)) return std::nullopt;
+  if (!e || e->url != url || !has_blob(e->sha256) || !blob_has_size(e->sha256, e->size_bytes)) return std::nullopt;
   return e;
 }
 
 std::optional<IndexEntry> Cache::lookup_blob(std::string_view sha256) const {
   if (!has_blob(sha256)) return std::nullopt;
   auto e = read_entry(root_ + "/index/sha256/" + std::string(sha256) + ".json");
+  if (e && e->sha256 == sha256 && !blob_has_size(sha256, e->size_bytes)) return std::nullopt;
   if (!e || e->sha256 != sha256) {
     IndexEntry bare;
     bare.sha256 = std::string(sha256);
@@ -114,16 +125,49 @@ Result<void> Cache::record(const IndexEntry& e) const {
   nlohmann::ordered_json j = {{"url", e.url},       {"etag", e.etag},           {"sha256", e.sha256},
                               {"size_bytes", e.size_bytes}, {"hf_commit", e.hf_commit}, {"filename", e.filename}};
   std::string text = j.dump(2) + "\n";
-  if (!e.url.empty())
-    if (auto r = write_hint(root_ + "/index/url/" + sha256_hex(e.url) + ".json", text); !r.ok()) return r;
-  return write_hint(root_ + "/index/sha256/" + e.sha256 + ".json", text);
+  const std::string by_hash = root_ + "/index/sha256/" + e.sha256 + ".json";
+  if (e.url.empty()) return write_hint(by_hash, text);
+  const std::string by_url = root_ + "/index/url/" + sha256_hex(e.url) + ".json";
+  if (auto r = write_hint(by_url, text); !r.ok()) return r;
+  // The same entry under the hash: a second name for the file just written (one link()
+  // instead of four file operations) when there is none yet. Entries are only ever
+  // replaced by rename, so the two names never change each other.
+  if (::link(by_url.c_str(), by_hash.c_str()) == 0) return {};
+  return write_hint(by_hash, text);
 }
 
 void Cache::touch(std::string_view sha256) const {
   ::utimensat(AT_FDCWD, blob_path(sha256).c_str(), nullptr, 0);
 }
 
-std::string Cache::lock_path(std::string_view key) const { return root_ + "/locks/" + std::string(key) + ".lock"; }
+int Cache::lock_part(std::string_view key) const {
+  const std::string path = part_path(key);
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return -1;
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      ::close(fd);
+      return -1;
+    }
+    struct stat held{}, now{};
+    if (::fstat(fd, &held) == 0 && ::stat(path.c_str(), &now) == 0 && held.st_ino == now.st_ino &&
+        held.st_dev == now.st_dev)
+      return fd;
+    ::close(fd);  // the previous holder renamed or deleted it meanwhile: take the new one
+  }
+  return -1;
+}
+
+void Cache::unlock_part(std::string_view key, int fd) const {
+  if (fd < 0) return;
+  const std::string path = part_path(key);
+  struct stat held{}, now{};
+  if (::fstat(fd, &held) == 0 && held.st_size == 0 && ::stat(path.c_str(), &now) == 0 &&
+      held.st_ino == now.st_ino && held.st_dev == now.st_dev)
+    ::unlink(path.c_str());
+  ::flock(fd, LOCK_UN);
+  ::close(fd);
+}
 std::string Cache::part_path(std::string_view key) const { return root_ + "/partial/" + std::string(key) + ".part"; }
 
 Result<std::uint64_t> Cache::gc(std::uint64_t max_bytes) const {
@@ -153,17 +197,14 @@ Result<std::uint64_t> Cache::gc(std::uint64_t max_bytes) const {
   for (const auto& b : blobs) {
     if (total <= max_bytes) break;
     // Skip blobs another process holds (it is linking or verifying them right now).
-    int fd = ::open(lock_path(b.hex).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    int fd = lock_part(b.hex);
     if (fd < 0) continue;
-    if (::flock(fd, LOCK_EX | LOCK_NB) == 0) {
-      if (::unlink(blob_path(b.hex).c_str()) == 0) {
-        total -= b.size;
-        freed += b.size;
-        ::unlink((root_ + "/index/sha256/" + b.hex + ".json").c_str());
-      }
-      ::flock(fd, LOCK_UN);
+    if (::unlink(blob_path(b.hex).c_str()) == 0) {
+      total -= b.size;
+      freed += b.size;
+      ::unlink((root_ + "/index/sha256/" + b.hex + ".json").c_str());
     }
-    ::close(fd);
+    unlock_part(b.hex, fd);
   }
   return freed;
 }

@@ -155,6 +155,8 @@ class Cache {
   Result<void> ensure_layout() const;
   std::string blob_path(std::string_view sha256) const;  // root/blobs/sha256/<hex>
   bool has_blob(std::string_view sha256) const;
+  // False when the blob's size differs from `size` (0 = unknown, always true).
+  bool blob_has_size(std::string_view sha256, std::uint64_t size) const;
   std::optional<IndexEntry> lookup(std::string_view url) const;  // only if its blob exists
   // The last entry recorded for a blob (for lock lines, which know only the hash).
   std::optional<IndexEntry> lookup_blob(std::string_view sha256) const;
@@ -164,8 +166,15 @@ class Cache {
   // Removes least recently used blobs until the blobs total at most max_bytes. Returns
   // the bytes freed. Blobs locked by another process are skipped.
   Result<std::uint64_t> gc(std::uint64_t max_bytes) const;
-  std::string lock_path(std::string_view key) const;  // root/locks/<key>.lock
   std::string part_path(std::string_view key) const;  // root/partial/<key>.part
+  // The part file is also the lock of its key between processes: lock_part opens (creating
+  // it when absent) and flocks it, and returns the descriptor, or -1 when another process
+  // holds it. Only the holder renames or deletes the path, and a holder checks that the
+  // path still names the inode it locked (else it retries), so a part renamed into blobs/
+  // or deleted by the previous holder is never written again. unlock_part deletes the part
+  // when it is still there and empty (nothing worth resuming), then releases the lock.
+  int lock_part(std::string_view key) const;
+  void unlock_part(std::string_view key, int fd) const;
 
  private:
   std::string root_;
@@ -194,6 +203,12 @@ struct RetryPolicy {
 struct DownloadOptions {
   std::string dest_dir;           // "" = leave the files in the cache only
   bool offline = false;
+  // Flush each file to disk (fdatasync) before it becomes visible in the cache, so that
+  // even a power loss cannot leave a blob whose bytes are not the ones hashed. Off by
+  // default, as in pip, uv, huggingface_hub and curl: a process crash, Ctrl-C or a full
+  // disk never leaves a half-written file either way (temp file + rename), and a blob cut
+  // short by a power loss is caught by the size check on every cache hit.
+  bool fsync = false;
   std::size_t jobs = 4;           // parallel transfers
   std::vector<std::string> extra_headers;  // --header, sent to the first host only
   std::string hf_token;           // Bearer token for hf:// sources and the hub's host

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cyllm/fetch.h"
 #include "test_support.h"
@@ -288,4 +289,74 @@ TEST_CASE("gc trims least recently used blobs first") {
   CHECK_FALSE(cache.has_blob(sha256_hex(std::string(1000, 'b'))));
   CHECK(cache.has_blob(sha256_hex(std::string(1000, 'c'))));
   CHECK_FALSE(cache.lookup("https://h.example/0"));
+}
+
+TEST_CASE("a cached blob cut short (power loss without --fsync) is a miss and is fetched again") {
+  TempDir tmp;
+  Env env;
+  Cache cache((tmp.path() / "cache").string());
+  const std::string body = "0123456789abcdef";
+  FakeHttp http;
+  http.script["https://h.example/w.bin"] = {{200, {{"content-length", "16"}}, body}};
+  auto a = parse_source("https://h.example/w.bin", "").value();
+  for (bool fsync : {false, true}) {
+    CAPTURE(fsync);
+    auto o = fast_options("");
+    o.fsync = fsync;
+    http.requests.clear();
+    auto r1 = download_all(env.ctx, http, cache, {a}, o);
+    REQUIRE(r1.ok());
+    REQUIRE_FALSE(r1->artifacts[0].error);
+    const std::string blob = cache.blob_path(sha256_hex(body));
+    CHECK(cyllm::test::read_text(blob) == body);
+    CHECK(cache.lookup(a.url));
+    // What a power loss can leave when the data never reached the disk: the name, short.
+    ::chmod(blob.c_str(), 0644);
+    REQUIRE(::truncate(blob.c_str(), 0) == 0);
+    CHECK_FALSE(cache.lookup(a.url));
+    CHECK_FALSE(cache.lookup_blob(sha256_hex(body)));
+    auto r2 = download_all(env.ctx, http, cache, {a}, o);
+    REQUIRE(r2.ok());
+    REQUIRE_FALSE(r2->artifacts[0].error);
+    CHECK_FALSE(r2->artifacts[0].cache_hit);
+    CHECK(http.requests.size() == 2);
+    CHECK(cyllm::test::read_text(blob) == body);
+    ::chmod(blob.c_str(), 0644);
+    std::filesystem::remove(blob);
+  }
+  // Every part was either renamed into blobs/ or, empty, removed with its lock.
+  CHECK(std::filesystem::is_empty(tmp.path() / "cache/partial"));
+}
+
+TEST_CASE("the part file is the lock: a second holder waits, an empty part does not outlive it") {
+  TempDir tmp;
+  Cache cache((tmp.path() / "cache").string());
+  REQUIRE(cache.ensure_layout().ok());
+  const std::string key(64, 'a');
+  int fd = cache.lock_part(key);
+  REQUIRE(fd >= 0);
+  CHECK(std::filesystem::exists(cache.part_path(key)));
+  CHECK(cache.lock_part(key) == -1);  // another open file description: refused while held
+  cache.unlock_part(key, fd);
+  CHECK_FALSE(std::filesystem::exists(cache.part_path(key)));  // empty: nothing to resume
+
+  // A part with bytes stays for a resume.
+  fd = cache.lock_part(key);
+  REQUIRE(fd >= 0);
+  REQUIRE(::write(fd, "abc", 3) == 3);
+  cache.unlock_part(key, fd);
+  CHECK(cyllm::test::read_text(cache.part_path(key)) == "abc");
+
+  // A holder that renamed its part away does not delete the next one's file.
+  fd = cache.lock_part(key);
+  REQUIRE(fd >= 0);
+  const std::string moved = (tmp.path() / "moved").string();
+  REQUIRE(::rename(cache.part_path(key).c_str(), moved.c_str()) == 0);
+  int next = cache.lock_part(key);  // a new inode at the path: free at once
+  REQUIRE(next >= 0);
+  REQUIRE(::ftruncate(fd, 0) == 0);
+  cache.unlock_part(key, fd);
+  CHECK(std::filesystem::exists(cache.part_path(key)));
+  CHECK(std::filesystem::exists(moved));
+  cache.unlock_part(key, next);
 }
