@@ -6,6 +6,9 @@
 // cannot be turned off; a CA bundle may only be added.
 #include <curl/curl.h>
 
+#include <cstdlib>
+#include <sys/stat.h>
+
 #include <cmath>
 #include <list>
 #include <mutex>
@@ -119,6 +122,13 @@ class CurlClient final : public HttpClient {
     multi_ = curl_multi_init();
     curl_multi_setopt(multi_, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
     curl_multi_setopt(multi_, CURLMOPT_MAX_HOST_CONNECTIONS, static_cast<long>(o_.max_parallel));
+    // libcurl looks for $HOME/.netrc on every request; look once (a file that appears
+    // during a run is seen by the next run).
+    if (o_.use_netrc) {
+      const char* home = std::getenv("HOME");
+      struct stat st{};
+      if (!home || ::stat((std::string(home) + "/.netrc").c_str(), &st) != 0) o_.use_netrc = false;
+    }
   }
   ~CurlClient() override {
     for (auto& t : transfers_) cleanup(t);

@@ -407,10 +407,12 @@ class Run {
   }
 
   bool open_part(Job& j, bool truncate) {
-    int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (truncate ? O_TRUNC : O_APPEND);
-    j.fd = ::open(j.part.c_str(), flags, 0644);
-    if (j.fd < 0) {
+    // The locked descriptor is the part itself (Cache::lock_part): write through a
+    // duplicate of it rather than opening the path again.
+    j.fd = ::fcntl(j.lock_fd, F_DUPFD_CLOEXEC, 0);
+    if (j.fd < 0 || (truncate && ::ftruncate(j.fd, 0) != 0) || ::lseek(j.fd, 0, truncate ? SEEK_SET : SEEK_END) < 0) {
       j.write_error = Error(Errc::Io, "cannot open " + quote(j.part) + ": " + std::strerror(errno));
+      close_fd(j);
       return false;
     }
     j.md = EVP_MD_CTX_new();
@@ -528,9 +530,16 @@ class Run {
     j.wbuf.clear();
   }
 
+  // Drops the part's bytes. While the job holds the part as its lock, the file is emptied
+  // in place (a retry writes it again; unlock_part deletes it if it stays empty), so
+  // the locked inode and the path stay one file.
   void remove_part(Job& j) {
     close_fd(j);
-    ::unlink(j.part.c_str());
+    if (j.lock_fd >= 0) {
+      if (::ftruncate(j.lock_fd, 0) != 0) ::unlink(j.part.c_str());
+    } else {
+      ::unlink(j.part.c_str());
+    }
     ::unlink(j.etag_file.c_str());
   }
 
