@@ -39,7 +39,9 @@ struct HttpTarget {
 
 class HttpSession final : public Session {
  public:
-  explicit HttpSession(const HttpTarget& t) : t_(t), client_(t.host, t.port) {}
+  // A long wait for bytes: under heavy load a queued request may take minutes.
+  explicit HttpSession(const HttpTarget& t)
+      : t_(t), client_(t.host, t.port, http::ClientOptions{std::chrono::seconds(5), std::chrono::seconds(600)}) {}
 
   Outcome send(const BenchRequest& req) override {
     json body;
