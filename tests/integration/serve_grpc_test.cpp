@@ -399,7 +399,9 @@ TEST_CASE("gRPC on TCP: refused without a key or TLS; the API key is checked") {
     CHECK(open.wait_exit() == 1);
     CHECK(test::read_text(d.dir.path() / "e0.log").find("needs --api-key or TLS") != std::string::npos);
   }
-  ServerProcess server({"-m", d.model, "--uds", d.sock, "--grpc-port", "0", "--api-key", "sekret", "--no-warmup"},
+  const auto log_path = d.dir.path() / "serve.log";
+  ServerProcess server({"-m", d.model, "--uds", d.sock, "--grpc-port", "0", "--api-key", "sekret", "--no-warmup",
+                        "--log-file", log_path.string()},
                        d.dir.path() / "err.log");
   auto ready = server.wait_event("ready");
   REQUIRE_MESSAGE(!ready.is_null(), test::read_text(d.dir.path() / "err.log"));
@@ -420,7 +422,27 @@ TEST_CASE("gRPC on TCP: refused without a key or TLS; the API key is checked") {
   auto ok = with_key("Bearer sekret");
   CHECK_MESSAGE(ok.status.ok(), ok.status.error_message());
   // The Unix socket needs no key (its 0600 mode is the access control).
-  CHECK(call(*pb::InferenceService::NewStub(uds_channel(d.sock)), greedy("hi", 3)).status.ok());
+  auto uds = pb::InferenceService::NewStub(uds_channel(d.sock));
+  pb::Request before = greedy("hi", 3);
+  before.set_request_id("before-rotation");
+  CHECK(call(*uds, before).status.ok());
+
+  // JSON log lines carry the request id; SIGHUP reopens the log file after rotation.
+  std::filesystem::rename(log_path, d.dir.path() / "serve.log.1");
+  server.signal(SIGHUP);
+  const auto until = SteadyClock::now() + 10s;
+  while (!std::filesystem::exists(log_path) && SteadyClock::now() < until) std::this_thread::sleep_for(5ms);
+  REQUIRE(std::filesystem::exists(log_path));
+  pb::Request after = greedy("hi", 3);
+  after.set_request_id("after-rotation");
+  CHECK(call(*uds, after).status.ok());
+  const std::string rotated = test::read_text(d.dir.path() / "serve.log.1");
+  CHECK(rotated.find("\"request_id\":\"before-rotation\"") != std::string::npos);
+  CHECK(rotated.find("after-rotation") == std::string::npos);
+  const std::string fresh = test::read_text(log_path);
+  CHECK(fresh.find("\"request_id\":\"after-rotation\"") != std::string::npos);
+  CHECK(fresh.find("\"msg\":\"request finished\"") != std::string::npos);
+  CHECK(nlohmann::json::parse(fresh.substr(0, fresh.find('\n'))).contains("ts"));
   server.signal(SIGTERM);
   CHECK(server.wait_exit() == 0);
 }
