@@ -44,6 +44,11 @@ Result<void> Service::load(const std::string& model_path, const ServiceConfig& c
     auto r = sched->stream_predict(warm, nullptr);
     if (!r.ok()) return Error(Errc::ModelLoadFailed, "the warm-up request failed: " + r.error().to_string());
   }
+  metrics_.gauge_callback("cyllm_engine_memory_bytes", "Model weights plus the KV cache reserved by running sequences",
+                          [this, weights = model->weight_bytes()] {
+                            Scheduler* s = scheduler();
+                            return static_cast<double>(weights + (s ? s->stats().kv_reserved_bytes : 0));
+                          });
   {
     std::lock_guard lock(mu_);
     model_ = model;
