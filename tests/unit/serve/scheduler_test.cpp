@@ -45,7 +45,16 @@ std::string write_slow_model(const test::TempDir& dir) {
   s.n_ctx = 8192;
   s.seed = 5;
   const std::string path = (dir.path() / "slow.gguf").string();
-  auto w = test::make_tiny_model(s).write(path);
+  auto writer = test::make_tiny_model(s);
+  // No end-of-generation token (</s> becomes a normal token, no EOS id): a long request
+  // runs until its limit, its cancel or its deadline, whatever greedy decoding picks.
+  writer.set_i32("tokenizer.ggml.eos_token_id", -1);
+  std::vector<std::int32_t> types(s.n_vocab, 1);
+  types[0] = 2;  // <unk>
+  types[1] = 3;  // <s>
+  for (int b = 3; b < 3 + 256; ++b) types[b] = 6;  // <0xXX>
+  writer.set_i32s("tokenizer.ggml.token_type", types);
+  auto w = writer.write(path);
   REQUIRE_MESSAGE(w.ok(), (w.ok() ? "" : w.error().to_string()));
   return path;
 }
@@ -149,7 +158,7 @@ TEST_CASE("a full queue refuses at once while the running and queued requests su
   std::atomic<int> pieces_a{0};
   Result<Completion> a = Error(Errc::EngineInternal, "not run");
   std::thread ta([&] {
-    a = sched.stream_predict(greedy("a long one", 4000), [&](std::string_view, TokenId) {
+    a = sched.stream_predict(greedy("a long one", 8000), [&](std::string_view, TokenId) {
       ++pieces_a;
       return true;
     }, &cancel_a);
@@ -170,7 +179,7 @@ TEST_CASE("a full queue refuses at once while the running and queued requests su
   tb.join();
   REQUIRE_MESSAGE(a.ok(), (a.ok() ? "" : a.error().to_string()));
   CHECK(a->finish_reason == FinishReason::Cancelled);
-  CHECK(a->usage.completion_tokens < 4000);
+  CHECK(a->usage.completion_tokens < 8000);
   REQUIRE_MESSAGE(b.ok(), (b.ok() ? "" : b.error().to_string()));
   CHECK(b->usage.completion_tokens > 0);
   CHECK(b->timings.queue_ms > 0);
@@ -191,7 +200,7 @@ TEST_CASE("a sink that refuses, a deadline and a queue timeout each end their re
 
   SUBCASE("sink refuses: cancelled, slot and KV freed") {
     int n = 0;
-    auto r = sched.stream_predict(greedy("stop me", 4000), [&](std::string_view, TokenId) { return ++n < 3; });
+    auto r = sched.stream_predict(greedy("stop me", 8000), [&](std::string_view, TokenId) { return ++n < 3; });
     REQUIRE(r.ok());
     CHECK(r->finish_reason == FinishReason::Cancelled);
     CHECK(n == 3);
@@ -200,13 +209,13 @@ TEST_CASE("a sink that refuses, a deadline and a queue timeout each end their re
     CHECK(sched.stats().kv_reserved_bytes == 0);
   }
   SUBCASE("deadline: a partial completion") {
-    Request req = greedy("deadline", 4000);
+    Request req = greedy("deadline", 8000);
     req.deadline = SteadyClock::now() + 300ms;
     auto r = sched.stream_predict(req, nullptr);
     REQUIRE(r.ok());
     CHECK(r->finish_reason == FinishReason::Deadline);
     CHECK(r->usage.completion_tokens > 0);
-    CHECK(r->usage.completion_tokens < 4000);
+    CHECK(r->usage.completion_tokens < 8000);
   }
   SUBCASE("deadline already passed: an error, no tokens") {
     Request req = greedy("late", 10);
@@ -217,7 +226,7 @@ TEST_CASE("a sink that refuses, a deadline and a queue timeout each end their re
   }
   SUBCASE("queue timeout while another request holds the only slot") {
     std::atomic<bool> cancel{false};
-    std::thread t([&] { (void)sched.stream_predict(greedy("holder", 4000), nullptr, &cancel); });
+    std::thread t([&] { (void)sched.stream_predict(greedy("holder", 8000), nullptr, &cancel); });
     REQUIRE(wait_for([&] { return sched.stats().running == 1; }));
     auto r = sched.stream_predict(greedy("waiter", 4), nullptr);
     cancel = true;
@@ -227,7 +236,7 @@ TEST_CASE("a sink that refuses, a deadline and a queue timeout each end their re
   }
   SUBCASE("cancelled while queued") {
     std::atomic<bool> cancel_holder{false}, cancel_waiter{false};
-    std::thread t([&] { (void)sched.stream_predict(greedy("holder", 4000), nullptr, &cancel_holder); });
+    std::thread t([&] { (void)sched.stream_predict(greedy("holder", 8000), nullptr, &cancel_holder); });
     REQUIRE(wait_for([&] { return sched.stats().running == 1; }));
     Result<Completion> r = Error(Errc::EngineInternal, "not run");
     std::thread w([&] { r = sched.stream_predict(greedy("waiter", 4), nullptr, &cancel_waiter); });
