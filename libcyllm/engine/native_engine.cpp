@@ -3,7 +3,6 @@
 #include <mutex>
 #include <new>
 
-#include "engine/chat_template.h"
 #include "engine/generate.h"
 
 namespace cyllm::engine {
@@ -136,41 +135,11 @@ Result<Completion> NativeEngine::predict_locked(const Request& request, const To
   CYLLM_TRY_VOID(validate_request(request));
   const model::Model& m = *model_;
   const tokenizer::Tokenizer& tok = m.tokenizer();
-
-  // Prompt text: plain, or the messages through the chat template.
-  std::string text = request.prompt;
-  std::string format_name;
-  bool parse_special = request.parse_special;
-  if (!request.messages.empty()) {
-    std::optional<ChatFormat> fmt;
-    if (!request.chat_template.empty()) {
-      fmt = parse_chat_format(request.chat_template);
-      if (!fmt) {
-        std::string known;
-        for (const auto& n : chat_format_names()) known += (known.empty() ? "" : ", ") + n;
-        return Error(Errc::InvalidRequest, "unknown chat template \"" + request.chat_template +
-                                               "\" (known: " + known + ")");
-      }
-    } else {
-      const std::string jinja = m.chat_template();
-      fmt = jinja.empty() ? std::optional(ChatFormat::ChatML) : detect_chat_format(jinja);
-      if (!fmt)
-        return Error(Errc::InvalidRequest,
-                     "the model's chat template is not one of the known families; choose one "
-                     "with chat_template (--chat-template): llama2, llama3, chatml, mistral, gemma, phi3");
-    }
-    text = CYLLM_TRY(apply_chat_template(*fmt, request.messages, true));
-    format_name = std::string(chat_format_name(*fmt));
-    parse_special = true;
-  }
-  const std::vector<TokenId> prompt = tok.encode(text, tok.add_bos_by_default(), parse_special);
-  if (prompt.empty()) return Error(Errc::InvalidRequest, "the prompt has no tokens");
-
   // KV cache: what this request can use, at most the context length.
   const std::uint64_t max_len = config_.max_model_len ? config_.max_model_len : m.hparams().n_ctx_train;
-  if (prompt.size() >= max_len)
-    return Error(Errc::InvalidRequest, "the prompt has " + std::to_string(prompt.size()) +
-                                           " tokens; the context holds " + std::to_string(max_len));
+  auto prepared = CYLLM_TRY(prepare_prompt(m, request, max_len));
+  const std::vector<TokenId>& prompt = prepared.tokens;
+  const std::string& format_name = prepared.chat_format;
   const std::uint64_t n_ctx = std::min<std::uint64_t>(max_len, prompt.size() + std::max(request.max_tokens, 1u));
   if (n_ctx > 0xffffffffull) return Error(Errc::InvalidRequest, "context length too large");
   KvAccount account(kv_bytes_live_, n_ctx * m.kv_bytes_per_token());

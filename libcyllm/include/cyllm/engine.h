@@ -84,6 +84,7 @@ struct Request {
   std::vector<std::string> stop;  // never emitted, never split across pieces
   SamplingParams sampling;
   std::optional<std::chrono::steady_clock::time_point> deadline;
+  std::string id;  // the caller's request id, for logs ("" when none)
 };
 
 // Receives each piece of text as soon as it is final (valid UTF-8, not part of a possible
@@ -106,6 +107,7 @@ struct Timings {
   double generation_ms = 0;  // first token sampled -> last token sampled
   double prompt_tokens_per_s = 0;
   double generation_tokens_per_s = 0;  // (completion_tokens - 1) / generation time
+  double queue_ms = 0;       // a server's queue: arrival -> admission (0 for direct calls)
 };
 
 struct Completion {
