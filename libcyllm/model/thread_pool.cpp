@@ -50,7 +50,7 @@ std::vector<int> affinity_cpus() {
 
 // Spins of a waiting worker before it sleeps (a pause is ~10-140 cycles): tens of
 // microseconds, longer than the gap between two projections of one token.
-constexpr int kSpins = 20000;
+constexpr int kSpins = 10000;
 
 class PoolImpl final : public ThreadPool {
  public:
@@ -68,7 +68,7 @@ class PoolImpl final : public ThreadPool {
     }
   }
   ~PoolImpl() override {
-    stop_.store(true, std::memory_order_relaxed);
+    stop_.store(true, std::memory_order_release);
     gen_.fetch_add(1, std::memory_order_release);
     gen_.notify_all();
     for (std::thread& t : threads_) t.join();
@@ -80,34 +80,50 @@ class PoolImpl final : public ThreadPool {
     if (n == 0) return;
     grain = std::max<std::size_t>(grain, 1);
     const std::size_t chunks = (n + grain - 1) / grain;
-    if (n_ == 1 || chunks == 1) {
+    if (n_ == 1 || chunks == 1 || chunks >= (std::size_t{1} << 31)) {
       for (std::size_t b = 0; b < n; b += grain) fn(0, b, std::min(n, b + grain));
       return;
     }
     std::lock_guard<std::mutex> lock(run_mu_);
-    fn_ = &fn;
-    n_items_ = n;
-    grain_ = grain;
-    n_chunks_ = chunks;
-    next_.store(0, std::memory_order_relaxed);
-    busy_.store(static_cast<unsigned>(threads_.size()), std::memory_order_relaxed);
-    gen_.fetch_add(1, std::memory_order_release);
+    // Publish the job as a seqlock: close the counter, write the fields, open it with the
+    // new id. A worker that read torn fields finds the counter closed or re-opened under
+    // another id and claims nothing.
+    const std::uint32_t id = ++job_id_ == 0 ? ++job_id_ : job_id_;
+    counter_.store(0, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_release);
+    fn_.store(&fn, std::memory_order_relaxed);
+    n_items_.store(n, std::memory_order_relaxed);
+    grain_.store(grain, std::memory_order_relaxed);
+    n_chunks_.store(chunks, std::memory_order_relaxed);
+    done_.store(0, std::memory_order_relaxed);
+    counter_.store(std::uint64_t{id} << 32, std::memory_order_release);
+    gen_.store(id, std::memory_order_release);
     gen_.notify_all();
-    work(0);
-    for (int spins = 0; busy_.load(std::memory_order_acquire) != 0; ++spins) {
+    work(0, id);
+    // Wait for chunks, not for workers: a worker the OS has not scheduled yet claims
+    // nothing, and the caller runs its share instead.
+    for (int spins = 0; done_.load(std::memory_order_acquire) != chunks; ++spins) {
       if (spins < kSpins) CYLLM_PAUSE();
       else std::this_thread::yield();
     }
-    fn_ = nullptr;
   }
 
  private:
-  void work(unsigned worker) {
+  // Claims and runs chunks of job `id` until none is left (or the job is another one).
+  void work(unsigned worker, std::uint32_t id) {
+    const Fn* fn = fn_.load(std::memory_order_relaxed);
+    const std::size_t n = n_items_.load(std::memory_order_relaxed);
+    const std::size_t grain = grain_.load(std::memory_order_relaxed);
+    const std::size_t chunks = n_chunks_.load(std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_acquire);
+    std::uint64_t v = counter_.load(std::memory_order_acquire);
     for (;;) {
-      const std::size_t c = next_.fetch_add(1, std::memory_order_relaxed);
-      if (c >= n_chunks_) return;
-      const std::size_t b = c * grain_;
-      (*fn_)(worker, b, std::min(n_items_, b + grain_));
+      if ((v >> 32) != id || (v & 0xffffffffu) >= chunks) return;
+      if (!counter_.compare_exchange_weak(v, v + 1, std::memory_order_acq_rel, std::memory_order_acquire)) continue;
+      const std::size_t b = (v & 0xffffffffu) * grain;
+      (*fn)(worker, b, std::min(n, b + grain));
+      done_.fetch_add(1, std::memory_order_acq_rel);
+      v = counter_.load(std::memory_order_acquire);
     }
   }
 
@@ -124,20 +140,20 @@ class PoolImpl final : public ThreadPool {
         g = gen_.load(std::memory_order_acquire);
       }
       seen = g;
-      if (stop_.load(std::memory_order_relaxed)) return;
-      work(worker);
-      busy_.fetch_sub(1, std::memory_order_acq_rel);
+      if (stop_.load(std::memory_order_acquire)) return;
+      work(worker, g);
     }
   }
 
   unsigned n_;
   std::vector<std::thread> threads_;
   std::mutex run_mu_;  // one job at a time
-  const Fn* fn_ = nullptr;
-  std::size_t n_items_ = 0, grain_ = 1, n_chunks_ = 0;
-  std::atomic<std::size_t> next_{0};
-  std::atomic<unsigned> busy_{0};
-  std::atomic<std::uint32_t> gen_{0};
+  std::uint32_t job_id_ = 0;  // guarded by run_mu_; never 0 for a job
+  std::atomic<const Fn*> fn_{nullptr};
+  std::atomic<std::size_t> n_items_{0}, grain_{1}, n_chunks_{0};
+  std::atomic<std::uint64_t> counter_{0};  // job id << 32 | next chunk; id 0: closed
+  std::atomic<std::size_t> done_{0};       // chunks finished
+  std::atomic<std::uint32_t> gen_{0};      // the last job's id, or a bump to stop
   std::atomic<bool> stop_{false};
 };
 
