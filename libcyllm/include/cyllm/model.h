@@ -62,7 +62,8 @@ class Model {
   virtual const gguf::File& file() const = 0;
   // tokenizer.chat_template, or "" when the file has none.
   virtual std::string chat_template() const = 0;
-  // Bytes of weights (file tensor data) and of one KV-cache position (all layers).
+  // Bytes of weights (file tensor data) and of one KV-cache position (all layers) of an
+  // f32 cache (kv_bytes_per_token(model, type) below gives any cache type).
   virtual std::uint64_t weight_bytes() const = 0;
   virtual std::uint64_t kv_bytes_per_token() const = 0;
 };
@@ -108,6 +109,10 @@ std::uint64_t kv_bytes_per_token(const Model& model, KvType t);
 enum class Kernels { Auto, Scalar, Reference };
 
 struct SessionOptions {
+  SessionOptions() = default;
+  // {n_ctx, n_threads}, the form the first version of this struct had.
+  SessionOptions(std::uint32_t ctx, std::uint32_t threads = 0) : n_ctx(ctx), n_threads(threads) {}
+
   std::uint32_t n_ctx = 0;     // 0: the model's training context
   std::uint32_t n_threads = 0; // 0: effective_cpu_count() (ignored when `pool` is set)
   KvType kv_type = KvType::F16;
