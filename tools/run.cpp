@@ -54,6 +54,10 @@ int main(int argc, char** argv) {
     app.add_option("-n,--n-predict", n_predict, "Maximum tokens to generate (default 128)")->check(CLI::Range(0, 1 << 24));
     app.add_option("-c,--ctx-size", cfg.max_model_len, "Context length (default: the model's)");
     app.add_option("-t,--threads", cfg.n_threads, "Threads (default: all CPUs)");
+    std::string kv_type;
+    app.add_option("--kv-type", kv_type, "KV-cache element type: f32, f16 (default) or q8_0")
+        ->check(CLI::IsMember({"f32", "f16", "q8_0"}))
+        ->option_text("TYPE");
     app.add_option("--temp", req.sampling.temperature, "Sampling temperature (0 = greedy; default 0.8)");
     app.add_option("--top-k", req.sampling.top_k, "Keep the K most likely tokens (0 = off; default 40)");
     app.add_option("--top-p", req.sampling.top_p, "Keep the smallest set with probability mass P (1 = off; default 0.95)");
@@ -116,6 +120,7 @@ int main(int argc, char** argv) {
     engine::EngineFactory factory;
     auto eng = factory.create(cfg, env.logger());
     if (!eng) return env.fail(eng.error());
+    if (!kv_type.empty()) cfg.extra_config["kv_type"] = kv_type;
     if (auto r = (*eng)->load_model(model, cfg); !r) return env.fail(r.error());
 
     env.install_signal_handlers();  // Ctrl-C now stops generation, keeping what was printed

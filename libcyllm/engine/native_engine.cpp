@@ -25,10 +25,14 @@ Result<void> check_config(const EngineConfig& c) {
   if (!c.quantization.empty() && c.quantization != "gguf")
     return Error(Errc::InvalidRequest, "the native engine runs the GGUF file's own tensor types; "
                                        "quantization \"" + c.quantization + "\" is not supported");
-  for (const auto& [k, v] : c.extra_config)
-    if (k != "use_mmap" && k != "populate")
+  for (const auto& [k, v] : c.extra_config) {
+    if (k != "use_mmap" && k != "populate" && k != "kv_type")
       return Error(Errc::InvalidRequest, "unknown extra_config key \"" + k +
-                                             "\" for the native engine (known: use_mmap, populate)");
+                                             "\" for the native engine (known: use_mmap, populate, kv_type)");
+    model::KvType t;
+    if (k == "kv_type" && !model::parse_kv_type(v, t))
+      return Error(Errc::InvalidRequest, "kv_type \"" + v + "\" is not one of f32, f16, q8_0");
+  }
   return {};
 }
 
@@ -109,6 +113,8 @@ Result<void> NativeEngine::load_model(const std::string& path, const EngineConfi
     m = attempt();
   }
   if (!m.ok()) return load_failed(path, m.error());
+  if (!pool_ || (config.n_threads && pool_->size() != config.n_threads))
+    pool_ = CYLLM_TRY(model::ThreadPool::create(model::ThreadPoolOptions{config.n_threads, false}));
   model_ = std::move(*m);
   load_ms_ = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
   return {};
@@ -142,10 +148,13 @@ Result<Completion> NativeEngine::predict_locked(const Request& request, const To
   const std::string& format_name = prepared.chat_format;
   const std::uint64_t n_ctx = std::min<std::uint64_t>(max_len, prompt.size() + std::max(request.max_tokens, 1u));
   if (n_ctx > 0xffffffffull) return Error(Errc::InvalidRequest, "context length too large");
-  KvAccount account(kv_bytes_live_, n_ctx * m.kv_bytes_per_token());
   model::SessionOptions so;
   so.n_ctx = static_cast<std::uint32_t>(n_ctx);
   so.n_threads = config_.n_threads;
+  so.pool = pool_;
+  if (auto kv = config_.extra_config.find("kv_type"); kv != config_.extra_config.end())
+    model::parse_kv_type(kv->second, so.kv_type);  // validated by load_model
+  KvAccount account(kv_bytes_live_, n_ctx * model::kv_bytes_per_token(m, so.kv_type));
   auto session = CYLLM_TRY(model::Session::create(model_, so));
 
   Request req = request;

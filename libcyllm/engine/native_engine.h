@@ -39,6 +39,9 @@ class NativeEngine final : public BaseEngine {
   EngineConfig config_;                        // guarded by mu_
   std::shared_ptr<const model::Model> model_;  // guarded by mu_
   double load_ms_ = 0;                         // guarded by mu_
+  // One pool of n_threads workers shared by every request's session (jobs of concurrent
+  // requests take turns); started with the model.            guarded by mu_
+  std::shared_ptr<model::ThreadPool> pool_;
   std::atomic<std::uint64_t> kv_bytes_live_{0};
 };
 

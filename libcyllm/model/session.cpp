@@ -1,15 +1,19 @@
 // Session: the KV cache and the forward pass of the llama family (llama, qwen2, qwen3).
 //
-// The forward pass follows llama2.c's run.c `forward`, generalised to a batch of tokens so
-// that a prompt is evaluated with each weight row dequantized once. Shapes use
+// The forward pass follows llama2.c's run.c `forward`, generalised to a batch of tokens
+// that may belong to several sequences (eval_batch): every projection runs once over all
+// the batch's tokens (each weight row is read once for all of them), while RoPE positions,
+// the KV cache and attention are per sequence. Shapes use
 //   n       tokens in this batch (<= kMaxBatch)
 //   q_dim   n_head * head_dim,   kv_dim   n_head_kv * head_dim
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <new>
-#include <thread>
+#include <string_view>
 
+#include "gguf/half.h"
 #include "model/matmul.h"
 #include "model/model_impl.h"
 
@@ -20,10 +24,6 @@ namespace {
 // nearly all of the benefit of reusing each dequantized weight row.
 constexpr std::size_t kMaxBatch = 64;
 
-struct FreeDeleter {
-  void operator()(float* p) const { std::free(p); }
-};
-using FloatBuffer = std::unique_ptr<float[], FreeDeleter>;
 
 // out = x / rms(x) * weight, over n elements (sum of squares in double, as ggml does).
 void rmsnorm(float* out, const float* x, const float* weight, std::size_t n, float eps) {
@@ -33,12 +33,133 @@ void rmsnorm(float* out, const float* x, const float* weight, std::size_t n, flo
   for (std::size_t i = 0; i < n; ++i) out[i] = x[i] * scale * weight[i];
 }
 
+// One layer-position row of K or V: kv_dim values of the cache's type. q8_0 rows hold, per
+// KV head, ceil(head_dim / 32) f32 scales then head_dim int8 (blocks of 32, the last one
+// shorter when head_dim is not a multiple of 32).
+class KvCache {
+ public:
+  KvCache(KvType type, std::size_t n_layer, std::size_t n_ctx, std::size_t n_head_kv, std::size_t hd)
+      : type_(type), n_ctx_(n_ctx), n_head_kv_(n_head_kv), hd_(hd), nbh_((hd + 31) / 32) {
+    head_bytes_ = type == KvType::F32 ? hd * 4 : type == KvType::F16 ? hd * 2 : nbh_ * 4 + hd;
+    row_bytes_ = head_bytes_ * n_head_kv;
+    n_layer_ = n_layer;
+  }
+  // false when memory is short. malloc, not zero-filled: positions are written before
+  // they are read, and untouched pages of a large context cost no memory.
+  bool allocate() {
+    const std::uint64_t per_layer = std::uint64_t{n_ctx_} * row_bytes_;
+    if (n_ctx_ && per_layer / n_ctx_ != row_bytes_) return false;
+    const std::uint64_t total = per_layer * n_layer_;
+    if (n_layer_ && (total / n_layer_ != per_layer || total > SIZE_MAX / 2)) return false;
+    k_.reset(static_cast<std::byte*>(std::malloc(total ? total : 1)));
+    v_.reset(static_cast<std::byte*>(std::malloc(total ? total : 1)));
+    return k_ && v_;
+  }
+  std::byte* k(std::size_t layer, std::size_t pos) const { return k_.get() + (layer * n_ctx_ + pos) * row_bytes_; }
+  std::byte* v(std::size_t layer, std::size_t pos) const { return v_.get() + (layer * n_ctx_ + pos) * row_bytes_; }
+  std::size_t head_bytes() const { return head_bytes_; }
+  KvType type() const { return type_; }
+
+  // Encodes one row of kv_dim floats.
+  void store(const float* src, std::byte* dst) const {
+    const std::size_t n = n_head_kv_ * hd_;
+    if (type_ == KvType::F32) {
+      std::memcpy(dst, src, n * 4);
+    } else if (type_ == KvType::F16) {
+      for (std::size_t i = 0; i < n; ++i) {
+        const std::uint16_t h = gguf::fp32_to_fp16(src[i]);
+        std::memcpy(dst + 2 * i, &h, 2);
+      }
+    } else {
+      for (std::size_t h = 0; h < n_head_kv_; ++h) {
+        std::byte* head = dst + h * head_bytes_;
+        auto* qs = reinterpret_cast<std::int8_t*>(head + nbh_ * 4);
+        const float* x = src + h * hd_;
+        for (std::size_t b = 0; b < nbh_; ++b) {
+          const std::size_t lo = b * 32, hi = std::min(hd_, lo + 32);
+          float amax = 0;
+          for (std::size_t i = lo; i < hi; ++i) amax = std::max(amax, std::fabs(x[i]));
+          const float d = amax / 127.f, id = d != 0.f ? 1.f / d : 0.f;
+          std::memcpy(head + b * 4, &d, 4);
+          for (std::size_t i = lo; i < hi; ++i) qs[i] = static_cast<std::int8_t>(std::nearbyint(x[i] * id));
+        }
+      }
+    }
+  }
+  // q . head (head_dim elements at `head`).
+  float dot(const kernels::Table& k, const float* q, const std::byte* head) const {
+    if (type_ == KvType::F32) return k.dot_f32(q, reinterpret_cast<const float*>(head), hd_);
+    if (type_ == KvType::F16) return k.dot_f16(q, reinterpret_cast<const std::uint16_t*>(head), hd_);
+    const auto* qs = reinterpret_cast<const std::int8_t*>(head + nbh_ * 4);
+    float s = 0;
+    for (std::size_t b = 0; b < nbh_; ++b) {
+      float d, p = 0;
+      std::memcpy(&d, head + b * 4, 4);
+      for (std::size_t i = b * 32; i < std::min(hd_, b * 32 + 32); ++i) p += q[i] * static_cast<float>(qs[i]);
+      s += d * p;
+    }
+    return s;
+  }
+  // y += a * head.
+  void axpy(const kernels::Table& k, float* y, float a, const std::byte* head) const {
+    if (type_ == KvType::F32) return k.axpy_f32(y, a, reinterpret_cast<const float*>(head), hd_);
+    if (type_ == KvType::F16) return k.axpy_f16(y, a, reinterpret_cast<const std::uint16_t*>(head), hd_);
+    const auto* qs = reinterpret_cast<const std::int8_t*>(head + nbh_ * 4);
+    for (std::size_t b = 0; b < nbh_; ++b) {
+      float d;
+      std::memcpy(&d, head + b * 4, 4);
+      const float ad = a * d;
+      for (std::size_t i = b * 32; i < std::min(hd_, b * 32 + 32); ++i) y[i] += ad * static_cast<float>(qs[i]);
+    }
+  }
+
+ private:
+  struct FreeDeleter {
+    void operator()(std::byte* p) const { std::free(p); }
+  };
+  KvType type_;
+  std::size_t n_layer_ = 0, n_ctx_, n_head_kv_, hd_, nbh_, head_bytes_ = 0, row_bytes_ = 0;
+  std::unique_ptr<std::byte[], FreeDeleter> k_, v_;
+};
+
+// Activations of one batch of up to kMaxBatch tokens, and the matmul scratch.
+struct Scratch {
+  std::vector<float> x;       // [n][n_embd] residual stream
+  std::vector<float> xb;      // [n][max(n_embd, q_dim)] normed input / block output
+  std::vector<float> q;       // [n][q_dim]
+  std::vector<float> k;       // [n][kv_dim]
+  std::vector<float> v;       // [n][kv_dim]
+  std::vector<float> att;     // [n][q_dim] attention output
+  std::vector<float> hb;      // [n][n_ff] gate
+  std::vector<float> hb2;     // [n][n_ff] up
+  std::vector<float> rope_cos, rope_sin;  // [n][n_rot / 2]
+  std::vector<float> scores;  // [pool size][scores_ctx] attention weights per worker
+  std::size_t scores_ctx = 0;
+  std::unique_ptr<MatmulContext> mm;
+};
+
+class SessionImpl;
+
+// A run of consecutive tokens of one sequence within a batch.
+struct Segment {
+  SessionImpl* s;
+  const tokenizer::TokenId* tokens;
+  std::size_t n;
+  std::uint32_t pos0;
+};
+// Where the next-token logits after batch token `token` go ([n_vocab] floats).
+struct LogitsRequest {
+  std::size_t token;
+  float* dst;
+};
+
 class SessionImpl final : public Session {
  public:
   SessionImpl(std::shared_ptr<const Model> owner, const ModelImpl& model, std::uint32_t n_ctx,
-              unsigned n_threads)
-      : owner_(std::move(owner)), m_(model), hp_(model.hparams()), w_(model.weights()),
-        n_ctx_(n_ctx), n_threads_(n_threads) {}
+              std::shared_ptr<ThreadPool> pool, const kernels::Table& k, KvType kv_type, bool reference)
+      : owner_(std::move(owner)), m_(model), hp_(model.hparams()), w_(model.weights()), n_ctx_(n_ctx),
+        pool_(std::move(pool)), k_(k), reference_(reference),
+        kv_(kv_type, hp_.n_layer, n_ctx, hp_.n_head_kv, hp_.head_dim) {}
 
   // Allocates the KV cache and every buffer eval needs; false when memory is short.
   bool allocate();
@@ -51,23 +172,28 @@ class SessionImpl final : public Session {
   std::uint32_t n_ctx() const override { return n_ctx_; }
   void truncate(std::uint32_t n) override { n_past_ = std::min(n, n_past_); }
   const Model& model() const override { return m_; }
+  const char* kernels_name() const override { return reference_ ? "reference" : kernels::isa_name(k_.isa); }
+
+  // Runs the batch's segments (<= kMaxBatch tokens in all) through every layer with this
+  // session's pool, kernels and scratch, writing each segment's KV cache at its
+  // positions, then the requested logits. Advances no n_past: when it throws
+  // std::bad_alloc the sessions are as before (cache rows past n_past are unused).
+  void forward(const std::vector<Segment>& segs, const std::vector<LogitsRequest>& out);
+  // Grows the scratch for attention over up to `ctx` positions (std::bad_alloc).
+  void prepare(std::size_t ctx);
+  void advance(std::size_t n) { n_past_ += static_cast<std::uint32_t>(n); }
+  float* logits_data() { return logits_.data(); }
 
  private:
   Result<void> run(std::span<const tokenizer::TokenId> tokens, bool all);
-  // Runs tokens[0..n) at positions pos0.. through every layer, filling the KV cache.
-  // Logits: none (logits == nullptr), of the last token only ([n_vocab]), or of every
-  // token (`all`: [n][n_vocab]).
-  void forward(const tokenizer::TokenId* tokens, std::size_t n, std::uint32_t pos0, float* logits, bool all);
   // y[n][w.n_rows] = x[n][w.n_cols] @ w^T
-  void project(const WeightMatrix& w, const float* x, std::size_t n, float* y);
+  void project(const WeightMatrix& w, const float* x, std::size_t n, float* y) { matmul(w, x, n, y, *sc_.mm); }
   // y[t][i] += b[i] when b is present.
   static void add_bias(float* y, const std::vector<float>& b, std::size_t n);
-  // Rotates pairs of each head of x ([n][n_heads * head_dim]) by the batch's angles.
+  // Rotates pairs of each head of x ([n][n_heads * head_dim]) by each token's angles.
   void rope(float* x, std::size_t n, std::uint32_t n_heads) const;
-  void attention(std::size_t layer, std::size_t n, std::uint32_t pos0);
+  void attention(const std::vector<Segment>& segs, std::size_t layer, std::size_t n);
 
-  float* k_at(std::size_t layer, std::size_t pos) { return k_cache_.get() + (layer * n_ctx_ + pos) * kv_dim(); }
-  float* v_at(std::size_t layer, std::size_t pos) { return v_cache_.get() + (layer * n_ctx_ + pos) * kv_dim(); }
   std::size_t q_dim() const { return std::size_t{hp_.n_head} * hp_.head_dim; }
   std::size_t kv_dim() const { return std::size_t{hp_.n_head_kv} * hp_.head_dim; }
 
@@ -76,58 +202,47 @@ class SessionImpl final : public Session {
   const HParams& hp_;
   const Weights& w_;
   std::uint32_t n_ctx_;
-  unsigned n_threads_;
+  std::shared_ptr<ThreadPool> pool_;
+  const kernels::Table& k_;
+  bool reference_;
   std::uint32_t n_past_ = 0;
 
-  FloatBuffer k_cache_;  // [n_layer][n_ctx][kv_dim]
-  FloatBuffer v_cache_;  // [n_layer][n_ctx][kv_dim]
-  std::vector<float> logits_;  // [n_vocab]
+  KvCache kv_;                     // [n_layer][n_ctx][kv_dim] each of K and V
+  std::vector<float> logits_;      // [n_vocab]
   std::vector<float> all_logits_;  // [n][n_vocab] after eval_all
-  // Activations of one batch.
-  std::vector<float> x_;       // [n][n_embd] residual stream
-  std::vector<float> xb_;      // [n][max(n_embd, q_dim)] normed input / block output
-  std::vector<float> q_;       // [n][q_dim]
-  std::vector<float> k_;       // [n][kv_dim]
-  std::vector<float> v_;       // [n][kv_dim]
-  std::vector<float> att_;     // [n][q_dim] attention output
-  std::vector<float> hb_;      // [n][n_ff] gate
-  std::vector<float> hb2_;     // [n][n_ff] up
-  std::vector<float> rope_cos_, rope_sin_;  // [n][n_rot / 2]
-  std::vector<float> scores_;  // [n_threads][n_ctx] attention weights per worker
-  std::unique_ptr<MatmulScratch> mm_;
+  Scratch sc_;
+  std::vector<std::pair<const SessionImpl*, std::uint32_t>> tok_;  // per batch token: sequence, position
 };
 
 bool SessionImpl::allocate() {
-  const std::uint64_t kv_elems_per_layer = std::uint64_t{n_ctx_} * kv_dim();
-  if (kv_elems_per_layer / n_ctx_ != kv_dim()) return false;
-  const std::uint64_t kv_elems = kv_elems_per_layer * hp_.n_layer;
-  if (kv_elems / hp_.n_layer != kv_elems_per_layer || kv_elems > SIZE_MAX / sizeof(float) / 2) return false;
-  // malloc, not zero-filled: positions are written before they are read, and untouched
-  // pages of a large context cost no memory.
-  k_cache_.reset(static_cast<float*>(std::malloc(kv_elems * sizeof(float))));
-  v_cache_.reset(static_cast<float*>(std::malloc(kv_elems * sizeof(float))));
-  if (!k_cache_ || !v_cache_) return false;
+  if (!kv_.allocate()) return false;
   try {
-    const std::size_t nb = std::min<std::size_t>(kMaxBatch, n_ctx_);
     const std::size_t n_embd = hp_.n_embd, n_ff = hp_.n_ff;
     const std::size_t max_cols = std::max({n_embd, q_dim(), n_ff});
     logits_.assign(hp_.n_vocab, 0.f);
-    x_.resize(nb * n_embd);
-    xb_.resize(nb * std::max(n_embd, q_dim()));
-    q_.resize(nb * q_dim());
-    k_.resize(nb * kv_dim());
-    v_.resize(nb * kv_dim());
-    att_.resize(nb * q_dim());
-    hb_.resize(nb * n_ff);
-    hb2_.resize(nb * n_ff);
-    rope_cos_.resize(nb * hp_.n_rot / 2);
-    rope_sin_.resize(nb * hp_.n_rot / 2);
-    scores_.resize(std::size_t{n_threads_} * n_ctx_);
-    mm_ = std::make_unique<MatmulScratch>(n_threads_, max_cols);
+    sc_.x.resize(kMaxBatch * n_embd);
+    sc_.xb.resize(kMaxBatch * std::max(n_embd, q_dim()));
+    sc_.q.resize(kMaxBatch * q_dim());
+    sc_.k.resize(kMaxBatch * kv_dim());
+    sc_.v.resize(kMaxBatch * kv_dim());
+    sc_.att.resize(kMaxBatch * q_dim());
+    sc_.hb.resize(kMaxBatch * n_ff);
+    sc_.hb2.resize(kMaxBatch * n_ff);
+    sc_.rope_cos.resize(kMaxBatch * hp_.n_rot / 2);
+    sc_.rope_sin.resize(kMaxBatch * hp_.n_rot / 2);
+    tok_.reserve(kMaxBatch);
+    sc_.mm = std::make_unique<MatmulContext>(*pool_, k_, max_cols, reference_);
+    prepare(n_ctx_ < 512 ? n_ctx_ : 512);
   } catch (const std::bad_alloc&) {
     return false;
   }
   return true;
+}
+
+void SessionImpl::prepare(std::size_t ctx) {
+  if (ctx <= sc_.scores_ctx) return;
+  sc_.scores.resize(std::size_t{pool_->size()} * ctx);
+  sc_.scores_ctx = ctx;
 }
 
 Result<void> SessionImpl::run(std::span<const tokenizer::TokenId> tokens, bool all) {
@@ -141,26 +256,33 @@ Result<void> SessionImpl::run(std::span<const tokenizer::TokenId> tokens, bool a
       return Error(Errc::InvalidArgument,
                    "token id " + std::to_string(id) + " is outside [0, " + std::to_string(hp_.n_vocab) + ")");
   const std::size_t n_vocab = hp_.n_vocab;
-  if (all) {
-    try {
-      all_logits_.resize(tokens.size() * n_vocab);
-    } catch (const std::bad_alloc&) {
-      return Error(Errc::OutOfMemory, "cannot allocate the logits of " + std::to_string(tokens.size()) + " tokens");
-    }
+  try {
+    if (all) all_logits_.resize(tokens.size() * n_vocab);
+    prepare(n_past_ + tokens.size());
+  } catch (const std::bad_alloc&) {
+    return Error(Errc::OutOfMemory, "cannot allocate the logits of " + std::to_string(tokens.size()) + " tokens");
   }
+  std::vector<Segment> segs(1);
+  std::vector<LogitsRequest> out;
   for (std::size_t done = 0; done < tokens.size();) {
     const std::size_t n = std::min(kMaxBatch, tokens.size() - done);
-    float* out = all ? all_logits_.data() + done * n_vocab : (done + n == tokens.size() ? logits_.data() : nullptr);
-    forward(tokens.data() + done, n, n_past_ + static_cast<std::uint32_t>(done), out, all);
+    segs[0] = Segment{this, tokens.data() + done, n, n_past_ + static_cast<std::uint32_t>(done)};
+    out.clear();
+    if (all) {
+      for (std::size_t t = 0; t < n; ++t) out.push_back({t, all_logits_.data() + (done + t) * n_vocab});
+    } else if (done + n == tokens.size()) {
+      out.push_back({n - 1, logits_.data()});
+    }
+    try {
+      forward(segs, out);
+    } catch (const std::bad_alloc&) {
+      return Error(Errc::OutOfMemory, "out of memory evaluating " + std::to_string(tokens.size()) + " tokens");
+    }
     done += n;
   }
   if (all) std::copy(all_logits_.end() - static_cast<std::ptrdiff_t>(n_vocab), all_logits_.end(), logits_.begin());
   n_past_ += static_cast<std::uint32_t>(tokens.size());
   return {};
-}
-
-void SessionImpl::project(const WeightMatrix& w, const float* x, std::size_t n, float* y) {
-  matmul(w, x, n, y, *mm_);
 }
 
 void SessionImpl::add_bias(float* y, const std::vector<float>& b, std::size_t n) {
@@ -172,8 +294,8 @@ void SessionImpl::add_bias(float* y, const std::vector<float>& b, std::size_t n)
 void SessionImpl::rope(float* x, std::size_t n, std::uint32_t n_heads) const {
   const std::size_t hd = hp_.head_dim, half = hp_.n_rot / 2;
   for (std::size_t t = 0; t < n; ++t) {
-    const float* cs = rope_cos_.data() + t * half;
-    const float* sn = rope_sin_.data() + t * half;
+    const float* cs = sc_.rope_cos.data() + t * half;
+    const float* sn = sc_.rope_sin.data() + t * half;
     for (std::size_t h = 0; h < n_heads; ++h) {
       float* v = x + (t * n_heads + h) * hd;
       for (std::size_t i = 0; i < half; ++i) {
@@ -189,23 +311,27 @@ void SessionImpl::rope(float* x, std::size_t n, std::uint32_t n_heads) const {
   }
 }
 
-void SessionImpl::attention(std::size_t layer, std::size_t n, std::uint32_t pos0) {
+void SessionImpl::attention(const std::vector<Segment>& segs, std::size_t layer, std::size_t n) {
   const std::size_t hd = hp_.head_dim, n_head = hp_.n_head;
   const std::size_t group = hp_.n_head / hp_.n_head_kv;  // query heads per KV head (GQA)
   const float scale = 1.f / std::sqrt(static_cast<float>(hd));
-  const std::size_t work = n * n_head * (pos0 + n) * hd;
-  const unsigned workers = static_cast<unsigned>(std::min<std::size_t>(n_threads_, std::max<std::size_t>(1, work / 32768)));
-  parallel_for(workers, n * n_head, [&](unsigned worker, std::size_t begin, std::size_t end) {
-    float* sc = scores_.data() + std::size_t{worker} * n_ctx_;
+  std::size_t work = 0;
+  for (const Segment& s : segs) work += s.n * n_head * (s.pos0 + s.n) * hd;
+  const std::size_t workers = std::clamp<std::size_t>(work / 32768, 1, pool_->size());
+  const std::size_t items = n * n_head;
+  const std::size_t grain = workers == 1 ? items : std::max<std::size_t>(1, items / (workers * 4));
+  pool_->parallel_for(items, grain, [&](unsigned worker, std::size_t begin, std::size_t end) {
+    float* sc = sc_.scores.data() + std::size_t{worker} * sc_.scores_ctx;
     for (std::size_t item = begin; item < end; ++item) {
       const std::size_t t = item / n_head, h = item % n_head;
-      const std::size_t pos = pos0 + t;        // causal: attend to positions 0..pos
-      const std::size_t kv_off = (h / group) * hd;
-      const float* q = q_.data() + (t * n_head + h) * hd;  // [head_dim]
+      const KvCache& kv = tok_[t].first->kv_;
+      const std::size_t pos = tok_[t].second;  // causal: attend to positions 0..pos
+      const std::size_t kv_off = (h / group) * kv.head_bytes();
+      const float* q = sc_.q.data() + (t * n_head + h) * hd;  // [head_dim]
       // scores[j] = q . k_j / sqrt(head_dim), softmax in float (sum in double).
       float max = -INFINITY;
       for (std::size_t j = 0; j <= pos; ++j) {
-        sc[j] = dot(q, k_at(layer, j) + kv_off, hd) * scale;
+        sc[j] = kv.dot(k_, q, kv.k(layer, j) + kv_off) * scale;
         max = std::max(max, sc[j]);
       }
       double sum = 0;
@@ -215,39 +341,40 @@ void SessionImpl::attention(std::size_t layer, std::size_t n, std::uint32_t pos0
       }
       const float inv = static_cast<float>(1.0 / sum);
       // out = sum_j softmax_j * v_j   [head_dim]
-      float* out = att_.data() + (t * n_head + h) * hd;
+      float* out = sc_.att.data() + (t * n_head + h) * hd;
       std::fill(out, out + hd, 0.f);
-      for (std::size_t j = 0; j <= pos; ++j) {
-        const float a = sc[j] * inv;
-        const float* v = v_at(layer, j) + kv_off;
-        for (std::size_t d = 0; d < hd; ++d) out[d] += a * v[d];
-      }
+      for (std::size_t j = 0; j <= pos; ++j) kv.axpy(k_, out, sc[j] * inv, kv.v(layer, j) + kv_off);
     }
   });
 }
 
-void SessionImpl::forward(const tokenizer::TokenId* tokens, std::size_t n, std::uint32_t pos0,
-                          float* logits, bool all) {
+void SessionImpl::forward(const std::vector<Segment>& segs, const std::vector<LogitsRequest>& out) {
   const std::size_t n_embd = hp_.n_embd, n_ff = hp_.n_ff, hd = hp_.head_dim;
   const std::size_t kvd = kv_dim();
   const float eps = hp_.rms_eps;
-  float* x = x_.data();
-  float* xb = xb_.data();
+  float* x = sc_.x.data();
+  float* xb = sc_.xb.data();
 
-  // Token embeddings: x[t] = token_embd[tokens[t]]        x: [n][n_embd]
-  for (std::size_t t = 0; t < n; ++t)
-    gguf::dequantize_row(w_.token_embd.type, w_.token_embd.row(static_cast<std::uint64_t>(tokens[t])),
-                         x + t * n_embd, static_cast<std::int64_t>(n_embd));
+  // The batch's tokens in order: their sequence and position. x[t] = token_embd[token]
+  tok_.clear();
+  for (const Segment& s : segs)
+    for (std::size_t i = 0; i < s.n; ++i) {
+      gguf::dequantize_row(w_.token_embd.type, w_.token_embd.row(static_cast<std::uint64_t>(s.tokens[i])),
+                           x + tok_.size() * n_embd, static_cast<std::int64_t>(n_embd));
+      tok_.emplace_back(s.s, s.pos0 + static_cast<std::uint32_t>(i));
+    }
+  const std::size_t n = tok_.size();
+  CYLLM_ASSERT(n <= kMaxBatch);
 
   // RoPE angles of each position: theta_i = pos * freq_scale * base^(-2i/n_rot) / freq_factor_i
   const std::size_t half = hp_.n_rot / 2;
   for (std::size_t t = 0; t < n; ++t)
     for (std::size_t i = 0; i < half; ++i) {
-      double theta = static_cast<double>(pos0 + t) * hp_.rope_freq_scale *
+      double theta = static_cast<double>(tok_[t].second) * hp_.rope_freq_scale *
                      std::pow(static_cast<double>(hp_.rope_freq_base), -2.0 * static_cast<double>(i) / hp_.n_rot);
       if (!w_.rope_freqs.empty()) theta /= w_.rope_freqs[i];
-      rope_cos_[t * half + i] = static_cast<float>(std::cos(theta));
-      rope_sin_[t * half + i] = static_cast<float>(std::sin(theta));
+      sc_.rope_cos[t * half + i] = static_cast<float>(std::cos(theta));
+      sc_.rope_sin[t * half + i] = static_cast<float>(std::sin(theta));
     }
 
   for (std::size_t l = 0; l < hp_.n_layer; ++l) {
@@ -258,36 +385,37 @@ void SessionImpl::forward(const tokenizer::TokenId* tokens, std::size_t n, std::
       rmsnorm(xb + t * n_embd, x + t * n_embd, lw.attn_norm.data(), n_embd, eps);
 
     // Q, K, V projections (+ biases: qwen2)   q: [n][q_dim]  k, v: [n][kv_dim]
-    project(lw.wq, xb, n, q_.data());
-    project(lw.wk, xb, n, k_.data());
-    project(lw.wv, xb, n, v_.data());
-    add_bias(q_.data(), lw.bq, n);
-    add_bias(k_.data(), lw.bk, n);
-    add_bias(v_.data(), lw.bv, n);
+    project(lw.wq, xb, n, sc_.q.data());
+    project(lw.wk, xb, n, sc_.k.data());
+    project(lw.wv, xb, n, sc_.v.data());
+    add_bias(sc_.q.data(), lw.bq, n);
+    add_bias(sc_.k.data(), lw.bk, n);
+    add_bias(sc_.v.data(), lw.bv, n);
 
     // qwen3: RMSNorm of every Q and K head over head_dim, before RoPE.
     if (!lw.q_norm.empty()) {
       for (std::size_t i = 0; i < n * hp_.n_head; ++i)
-        rmsnorm(q_.data() + i * hd, q_.data() + i * hd, lw.q_norm.data(), hd, eps);
+        rmsnorm(sc_.q.data() + i * hd, sc_.q.data() + i * hd, lw.q_norm.data(), hd, eps);
       for (std::size_t i = 0; i < n * hp_.n_head_kv; ++i)
-        rmsnorm(k_.data() + i * hd, k_.data() + i * hd, lw.k_norm.data(), hd, eps);
+        rmsnorm(sc_.k.data() + i * hd, sc_.k.data() + i * hd, lw.k_norm.data(), hd, eps);
     }
 
     // RoPE on Q and K (normal for llama, NeoX for qwen2/qwen3).
-    rope(q_.data(), n, hp_.n_head);
-    rope(k_.data(), n, hp_.n_head_kv);
+    rope(sc_.q.data(), n, hp_.n_head);
+    rope(sc_.k.data(), n, hp_.n_head_kv);
 
-    // Append K, V to the cache at positions pos0..pos0+n-1.   cache: [n_ctx][kv_dim]
+    // Append K, V to each token's sequence cache at its position.
     for (std::size_t t = 0; t < n; ++t) {
-      std::copy(k_.data() + t * kvd, k_.data() + (t + 1) * kvd, k_at(l, pos0 + t));
-      std::copy(v_.data() + t * kvd, v_.data() + (t + 1) * kvd, v_at(l, pos0 + t));
+      const KvCache& kv = tok_[t].first->kv_;
+      kv.store(sc_.k.data() + t * kvd, kv.k(l, tok_[t].second));
+      kv.store(sc_.v.data() + t * kvd, kv.v(l, tok_[t].second));
     }
 
     // Causal GQA attention: att[t][h] = softmax(q k^T / sqrt(hd)) v   att: [n][q_dim]
-    attention(l, n, pos0);
+    attention(segs, l, n);
 
     // Output projection and residual: x += att @ wo^T     xb: [n][n_embd]
-    project(lw.wo, att_.data(), n, xb);
+    project(lw.wo, sc_.att.data(), n, xb);
     for (std::size_t i = 0; i < n * n_embd; ++i) x[i] += xb[i];
 
     // FFN RMSNorm: xb = rmsnorm(x) * ffn_norm
@@ -295,25 +423,33 @@ void SessionImpl::forward(const tokenizer::TokenId* tokens, std::size_t n, std::
       rmsnorm(xb + t * n_embd, x + t * n_embd, lw.ffn_norm.data(), n_embd, eps);
 
     // SwiGLU: hb = silu(xb @ gate^T) * (xb @ up^T)     hb: [n][n_ff]
-    project(lw.w_gate, xb, n, hb_.data());
-    project(lw.w_up, xb, n, hb2_.data());
+    project(lw.w_gate, xb, n, sc_.hb.data());
+    project(lw.w_up, xb, n, sc_.hb2.data());
     for (std::size_t i = 0; i < n * n_ff; ++i) {
-      const float g = hb_[i];
-      hb_[i] = g / (1.f + std::exp(-g)) * hb2_[i];
+      const float g = sc_.hb[i];
+      sc_.hb[i] = g / (1.f + std::exp(-g)) * sc_.hb2[i];
     }
 
     // Down projection and residual: x += hb @ down^T
-    project(lw.w_down, hb_.data(), n, xb);
+    project(lw.w_down, sc_.hb.data(), n, xb);
     for (std::size_t i = 0; i < n * n_embd; ++i) x[i] += xb[i];
   }
 
-  if (!logits) return;
-  // Final RMSNorm and the output projection, of the last token ([n_vocab]) or of all
-  // ([n][n_vocab]).
-  const std::size_t first = all ? 0 : n - 1;
-  for (std::size_t t = first; t < n; ++t)
-    rmsnorm(xb + (t - first) * n_embd, x + t * n_embd, w_.output_norm.data(), n_embd, eps);
-  project(w_.output, xb, n - first, logits);
+  if (out.empty()) return;
+  // Final RMSNorm of the requested tokens and the output projection, straight into the
+  // destinations when they are consecutive rows, else through a temporary.
+  const std::size_t n_vocab = hp_.n_vocab, m = out.size();
+  for (std::size_t i = 0; i < m; ++i)
+    rmsnorm(xb + i * n_embd, x + out[i].token * n_embd, w_.output_norm.data(), n_embd, eps);
+  bool contiguous = true;
+  for (std::size_t i = 1; i < m; ++i) contiguous = contiguous && out[i].dst == out[0].dst + i * n_vocab;
+  if (contiguous) {
+    project(w_.output, xb, m, out[0].dst);
+    return;
+  }
+  std::vector<float> tmp(m * n_vocab);  // eval_batch reserved this much before any change
+  project(w_.output, xb, m, tmp.data());
+  for (std::size_t i = 0; i < m; ++i) std::copy_n(tmp.data() + i * n_vocab, n_vocab, out[i].dst);
 }
 
 }  // namespace
@@ -343,9 +479,49 @@ Result<void> eval_batch(std::span<const BatchEntry> entries) {
         return Error(Errc::InvalidArgument, where + ": token id " + std::to_string(id) + " is outside [0, " +
                                                 std::to_string(n_vocab) + ")");
   }
-  // Checked above, so each eval below succeeds. (Serial for now: one pass over the
-  // weights per sequence. The batched forward pass replaces this loop.)
-  for (const BatchEntry& e : entries) CYLLM_TRY_VOID(e.session->eval(e.tokens));
+  // One forward pass over up to kMaxBatch tokens of all entries at a time, run by entry
+  // 0's session (its pool, kernels and scratch); the logits of each entry's last token go
+  // to its session. Sessions advance only when every pass succeeded.
+  auto* driver = dynamic_cast<SessionImpl*>(entries[0].session);
+  std::vector<SessionImpl*> impls;
+  for (const BatchEntry& e : entries) {
+    auto* s = dynamic_cast<SessionImpl*>(e.session);
+    if (!s) {  // a test double: no batched pass possible
+      for (const BatchEntry& f : entries) CYLLM_TRY_VOID(f.session->eval(f.tokens));
+      return {};
+    }
+    impls.push_back(s);
+  }
+  try {
+    std::size_t ctx = 0;
+    for (const BatchEntry& e : entries) ctx = std::max<std::size_t>(ctx, e.session->n_past() + e.tokens.size());
+    driver->prepare(ctx);
+    std::vector<Segment> segs;
+    std::vector<LogitsRequest> out;
+    std::size_t entry = 0, offset = 0;  // next token: entries[entry].tokens[offset]
+    while (entry < entries.size()) {
+      segs.clear();
+      out.clear();
+      std::size_t n = 0;
+      while (entry < entries.size() && n < kMaxBatch) {
+        const BatchEntry& e = entries[entry];
+        const std::size_t take = std::min(kMaxBatch - n, e.tokens.size() - offset);
+        segs.push_back({impls[entry], e.tokens.data() + offset, take,
+                        e.session->n_past() + static_cast<std::uint32_t>(offset)});
+        n += take;
+        offset += take;
+        if (offset == e.tokens.size()) {
+          out.push_back({n - 1, impls[entry]->logits_data()});
+          ++entry;
+          offset = 0;
+        }
+      }
+      driver->forward(segs, out);
+    }
+  } catch (const std::bad_alloc&) {
+    return Error(Errc::OutOfMemory, "out of memory evaluating a batch of " + std::to_string(entries.size()) + " sequences");
+  }
+  for (std::size_t i = 0; i < entries.size(); ++i) impls[i]->advance(entries[i].tokens.size());
   return {};
 }
 
@@ -357,18 +533,52 @@ Result<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> mo
   const HParams& hp = impl->hparams();
   const std::uint32_t n_ctx = opts.n_ctx ? opts.n_ctx : hp.n_ctx_train;
   if (n_ctx == 0) return Error(Errc::InvalidArgument, "n_ctx is 0 and the model has no training context");
-  unsigned n_threads = opts.n_threads ? opts.n_threads : std::thread::hardware_concurrency();
-  n_threads = std::clamp(n_threads, 1u, 1024u);
+  std::shared_ptr<ThreadPool> pool = opts.pool;
+  if (!pool) pool = CYLLM_TRY(ThreadPool::create(ThreadPoolOptions{opts.n_threads, false}));
+  Kernels which = opts.kernels;
+  if (which == Kernels::Auto) {
+    const char* env = std::getenv("CYLLM_KERNELS");
+    const std::string_view e = env ? env : "";
+    which = e == "scalar" ? Kernels::Scalar : e == "reference" ? Kernels::Reference : Kernels::Auto;
+  }
+  const kernels::Isa isa = which == Kernels::Auto ? kernels::detect_isa() : kernels::Isa::Scalar;
   try {
-    auto s = std::make_unique<SessionImpl>(model, *impl, n_ctx, n_threads);
+    auto s = std::make_unique<SessionImpl>(model, *impl, n_ctx, std::move(pool), kernels::table(isa), opts.kv_type,
+                                           which == Kernels::Reference);
     if (!s->allocate())
       return Error(Errc::OutOfMemory,
                    "cannot allocate the KV cache and buffers for n_ctx " + std::to_string(n_ctx) + " (" +
-                       std::to_string(impl->kv_bytes_per_token() * n_ctx / (1024 * 1024)) + " MiB of KV cache)");
+                       std::to_string(kv_bytes_per_token(*impl, opts.kv_type) * n_ctx / (1024 * 1024)) +
+                       " MiB of KV cache)");
     return std::unique_ptr<Session>(std::move(s));
   } catch (const std::bad_alloc&) {
     return Error(Errc::OutOfMemory, "out of memory creating a session");
   }
+}
+
+
+bool parse_kv_type(std::string_view name, KvType& out) {
+  if (name == "f32") out = KvType::F32;
+  else if (name == "f16") out = KvType::F16;
+  else if (name == "q8_0") out = KvType::Q8_0;
+  else return false;
+  return true;
+}
+
+const char* kv_type_name(KvType t) {
+  switch (t) {
+    case KvType::F32: return "f32";
+    case KvType::F16: return "f16";
+    case KvType::Q8_0: return "q8_0";
+  }
+  return "f16";
+}
+
+std::uint64_t kv_bytes_per_token(const Model& model, KvType t) {
+  const HParams& hp = model.hparams();
+  const std::uint64_t hd = hp.head_dim, heads = std::uint64_t{hp.n_layer} * hp.n_head_kv;
+  const std::uint64_t head_bytes = t == KvType::F32 ? hd * 4 : t == KvType::F16 ? hd * 2 : (hd + 31) / 32 * 4 + hd;
+  return 2 * heads * head_bytes;
 }
 
 }  // namespace cyllm::model

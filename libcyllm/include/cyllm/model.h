@@ -7,10 +7,13 @@
 // qwen2 (QKV biases), qwen3 (per-head Q/K RMSNorm).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "cyllm/error.h"
@@ -59,14 +62,62 @@ class Model {
   virtual const gguf::File& file() const = 0;
   // tokenizer.chat_template, or "" when the file has none.
   virtual std::string chat_template() const = 0;
-  // Bytes of weights (file tensor data) and of one KV-cache position (all layers).
+  // Bytes of weights (file tensor data) and of one KV-cache position (all layers) of an
+  // f32 cache (kv_bytes_per_token(model, type) below gives any cache type).
   virtual std::uint64_t weight_bytes() const = 0;
   virtual std::uint64_t kv_bytes_per_token() const = 0;
 };
 
+// CPUs this process may use: its affinity mask, capped by the cgroup v2 cpu.max quota of
+// its cgroup and their ancestors (rounded up). At least 1.
+unsigned effective_cpu_count();
+
+struct ThreadPoolOptions {
+  unsigned n_threads = 0;  // 0: effective_cpu_count()
+  bool pin = false;        // pin worker i to the i-th CPU of the affinity mask
+};
+
+// Persistent worker threads (the caller is worker 0) that split loops into chunks; no
+// thread is created per token. Shareable by many sessions (e.g. a server's): jobs from
+// several threads run one at a time.
+class ThreadPool {
+ public:
+  using Fn = std::function<void(unsigned worker, std::size_t begin, std::size_t end)>;
+  // OutOfMemory when the threads cannot be started.
+  static Result<std::shared_ptr<ThreadPool>> create(const ThreadPoolOptions& opts = {});
+  virtual ~ThreadPool() = default;
+  virtual unsigned size() const = 0;  // workers, the caller included
+  // Runs fn(worker, begin, end) over [0, n) in chunks of `grain` items, worker in
+  // [0, size()), and returns when all are done. fn must not throw.
+  virtual void parallel_for(std::size_t n, std::size_t grain, const Fn& fn) = 0;
+};
+
+// Element type of the KV cache. q8_0: blocks of 32 int8 with an f32 scale per block.
+enum class KvType { F32, F16, Q8_0 };
+// "f32", "f16", "q8_0"; nullopt-like: false when the name is unknown.
+bool parse_kv_type(std::string_view name, KvType& out);
+const char* kv_type_name(KvType t);
+
+// Bytes of one KV-cache position (K and V, all layers) in a cache of type t.
+std::uint64_t kv_bytes_per_token(const Model& model, KvType t);
+
+// Matrix kernels. Auto: the fastest the CPU supports (AVX-512 VNNI, AVX2), unless the
+// environment variable CYLLM_KERNELS is "scalar" or "reference". Scalar: the portable
+// twins of the SIMD kernels (same sums: activations quantized to 8 bits for Q8_0/Q4_0
+// weights). Reference: every weight row dequantized to f32 and dotted with f32
+// activations (slow; the numbers the tests compare with a double-precision model).
+enum class Kernels { Auto, Scalar, Reference };
+
 struct SessionOptions {
+  SessionOptions() = default;
+  // {n_ctx, n_threads}, the form the first version of this struct had.
+  SessionOptions(std::uint32_t ctx, std::uint32_t threads = 0) : n_ctx(ctx), n_threads(threads) {}
+
   std::uint32_t n_ctx = 0;     // 0: the model's training context
-  std::uint32_t n_threads = 0; // 0: hardware concurrency
+  std::uint32_t n_threads = 0; // 0: effective_cpu_count() (ignored when `pool` is set)
+  KvType kv_type = KvType::F16;
+  Kernels kernels = Kernels::Auto;
+  std::shared_ptr<ThreadPool> pool;  // null: the session starts its own of n_threads
 };
 
 // One sequence's state. Not thread-safe; use one Session per concurrent request.
@@ -97,6 +148,8 @@ class Session {
   // Drops cached positions >= n (n <= n_past), e.g. to reuse a shared prompt prefix.
   virtual void truncate(std::uint32_t n) = 0;
   virtual const Model& model() const = 0;
+  // The kernel set in use: "avx512-vnni", "avx2", "scalar" or "reference".
+  virtual const char* kernels_name() const { return "scalar"; }
 };
 
 // One entry of a batched step: `tokens` are appended to `session`'s sequence.

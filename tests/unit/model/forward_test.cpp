@@ -31,8 +31,15 @@ std::shared_ptr<const Model> load_tiny(const cyllm::test::TempDir& dir, const Ti
 }
 
 std::unique_ptr<Session> new_session(std::shared_ptr<const Model> m, std::uint32_t n_ctx = 64,
-                                     std::uint32_t n_threads = 3) {
-  auto s = Session::create(std::move(m), SessionOptions{n_ctx, n_threads});
+                                     std::uint32_t n_threads = 3,
+                                     cyllm::model::KvType kv = cyllm::model::KvType::F16,
+                                     cyllm::model::Kernels kernels = cyllm::model::Kernels::Auto) {
+  SessionOptions opts;
+  opts.n_ctx = n_ctx;
+  opts.n_threads = n_threads;
+  opts.kv_type = kv;
+  opts.kernels = kernels;
+  auto s = Session::create(std::move(m), opts);
   REQUIRE_MESSAGE(s.ok(), s.error().to_string());
   return std::move(*s);
 }
@@ -54,11 +61,15 @@ double max_diff(std::span<const float> a, std::span<const float> b) {
 const std::vector<std::int32_t> kTokens = {1, 72, 105, 33, 290, 3, 258, 17, 101, 200, 7, 150};
 
 // Evaluates the first 5 tokens as one batch, then the rest one by one, comparing the
-// logits after each with the reference. Returns the largest difference.
-double compare_with_reference(const TinySpec& spec, const std::string& name) {
+// logits after each with the reference. Returns the largest difference. By default with
+// the reference kernels (f32 activations) and an f32 KV cache: only float rounding then
+// separates engine and reference.
+double compare_with_reference(const TinySpec& spec, const std::string& name,
+                              cyllm::model::Kernels kernels = cyllm::model::Kernels::Reference,
+                              cyllm::model::KvType kv = cyllm::model::KvType::F32) {
   cyllm::test::TempDir dir;
   auto model = load_tiny(dir, spec, name);
-  auto s = new_session(model);
+  auto s = new_session(model, 64, 3, kv, kernels);
   double worst = 0;
   std::vector<std::int32_t> seen(kTokens.begin(), kTokens.begin() + 5);
   REQUIRE(s->eval(seen).ok());
@@ -116,6 +127,46 @@ TEST_CASE("forward pass matches the reference with quantized weights") {
   CHECK(compare_with_reference(spec_for("llama", TensorType::F16), "llama-f16") < kTol);
 }
 
+TEST_CASE("the fast kernels, their scalar twins and the f16/q8_0 KV caches stay close to the reference") {
+  using cyllm::model::Kernels;
+  using cyllm::model::KvType;
+  // 8-bit activations (Q8_0/Q4_0 weights) and an f16 cache move the logits a little; the
+  // SIMD kernels compute the same sums as their twins up to float summation order.
+  for (TensorType type : {TensorType::Q8_0, TensorType::Q4_0, TensorType::F16, TensorType::F32}) {
+    CAPTURE(static_cast<int>(type));
+    const bool q8_act = type == TensorType::Q8_0 || type == TensorType::Q4_0;
+    const TinySpec spec = spec_for("llama", type);
+    CHECK(compare_with_reference(spec, "auto", Kernels::Auto, KvType::F32) < (q8_act ? 0.08 : 2e-4));
+    CHECK(compare_with_reference(spec, "scalar", Kernels::Scalar, KvType::F32) < (q8_act ? 0.08 : 2e-4));
+    CHECK(compare_with_reference(spec, "f16-kv", Kernels::Reference, KvType::F16) < 2e-3);
+    CHECK(compare_with_reference(spec, "q8_0-kv", Kernels::Reference, KvType::Q8_0) < 0.05);
+  }
+  cyllm::test::TempDir dir;
+  auto model = load_tiny(dir, spec_for("qwen3", TensorType::Q4_0), "twins");
+  auto fast = new_session(model, 64, 2, KvType::F16, Kernels::Auto);
+  auto twin = new_session(model, 64, 2, KvType::F16, Kernels::Scalar);
+  MESSAGE("kernels: " << std::string(fast->kernels_name()));
+  CHECK(std::string(twin->kernels_name()) == "scalar");
+  REQUIRE(fast->eval(kTokens).ok());
+  REQUIRE(twin->eval(kTokens).ok());
+  CHECK(max_diff(fast->logits(), twin->logits()) <= 1e-3);
+}
+
+TEST_CASE("kv types parse by name and size the cache") {
+  cyllm::model::KvType t{};
+  CHECK(cyllm::model::parse_kv_type("q8_0", t));
+  CHECK(t == cyllm::model::KvType::Q8_0);
+  CHECK(cyllm::model::parse_kv_type("f32", t));
+  CHECK(std::string(cyllm::model::kv_type_name(t)) == "f32");
+  CHECK_FALSE(cyllm::model::parse_kv_type("q4", t));
+  cyllm::test::TempDir dir;
+  auto model = load_tiny(dir, spec_for("llama", TensorType::F32), "kv");
+  // 2 layers x 2 KV heads x head_dim 16, K and V.
+  CHECK(cyllm::model::kv_bytes_per_token(*model, cyllm::model::KvType::F32) == 2 * 2 * 2 * 16 * 4);
+  CHECK(cyllm::model::kv_bytes_per_token(*model, cyllm::model::KvType::F16) == 2 * 2 * 2 * 16 * 2);
+  CHECK(cyllm::model::kv_bytes_per_token(*model, cyllm::model::KvType::Q8_0) == 2 * 2 * 2 * (16 + 4));
+}
+
 TEST_CASE("one batch and token by token give the same logits; truncate re-evaluates") {
   cyllm::test::TempDir dir;
   for (const char* arch : {"llama", "qwen3"}) {
@@ -162,7 +213,7 @@ TEST_CASE("a long prompt spans several internal batches") {
   auto model = load_tiny(dir, spec, "long");
   std::vector<std::int32_t> prompt;
   for (int i = 0; i < 150; ++i) prompt.push_back(3 + (i * 37) % 290);
-  auto s = new_session(model, 160, 2);
+  auto s = new_session(model, 160, 2, cyllm::model::KvType::F32);
   REQUIRE(s->eval(prompt).ok());
   const auto ref = cyllm::test::reference_logits(model->file(), spec, prompt);
   CHECK(max_diff(s->logits(), ref) < 2e-4);
@@ -268,4 +319,47 @@ TEST_CASE("eval_batch advances each sequence as if it ran alone") {
   auto r = cyllm::model::eval_batch(mixed);
   REQUIRE_FALSE(r.ok());
   CHECK(r.error().message().find("another model") != std::string::npos);
+}
+
+TEST_CASE("eval_batch with many sequences, more tokens than one internal batch, and a shared pool") {
+  cyllm::test::TempDir dir;
+  auto model = load_tiny(dir, spec_for("qwen2", TensorType::Q4_0), "many");
+  auto pool = cyllm::model::ThreadPool::create({2, false});
+  REQUIRE(pool.ok());
+  constexpr std::size_t kSeqs = 9;
+  std::vector<std::unique_ptr<Session>> alone, batched;
+  std::vector<std::vector<std::int32_t>> prompts;
+  for (std::size_t i = 0; i < kSeqs; ++i) {
+    std::vector<std::int32_t> p;
+    for (std::size_t j = 0; j < 3 + 4 * i; ++j) p.push_back(static_cast<std::int32_t>(3 + (i * 31 + j * 17) % 290));
+    prompts.push_back(p);  // 3..35 tokens: 171 in all, three internal batches
+    alone.push_back(new_session(model, 48, 1));
+    SessionOptions opts;
+    opts.n_ctx = 48;
+    opts.pool = *pool;
+    auto s = Session::create(model, opts);
+    REQUIRE(s.ok());
+    batched.push_back(std::move(*s));
+  }
+  std::vector<cyllm::model::BatchEntry> entries;
+  for (std::size_t i = 0; i < kSeqs; ++i) {
+    REQUIRE(alone[i]->eval(prompts[i]).ok());
+    entries.push_back({batched[i].get(), prompts[i]});
+  }
+  REQUIRE(cyllm::model::eval_batch(entries).ok());
+  // Then decode steps: one token per sequence per batch.
+  for (int step = 0; step < 3; ++step) {
+    std::vector<std::vector<std::int32_t>> next(kSeqs);
+    entries.clear();
+    for (std::size_t i = 0; i < kSeqs; ++i) {
+      CAPTURE(i);
+      CHECK(batched[i]->n_past() == alone[i]->n_past());
+      CHECK(max_diff(batched[i]->logits(), alone[i]->logits()) <= 1e-5);
+      next[i] = {static_cast<std::int32_t>(10 + i + 20 * step)};
+      REQUIRE(alone[i]->eval(next[i]).ok());
+      entries.push_back({batched[i].get(), next[i]});
+    }
+    REQUIRE(cyllm::model::eval_batch(entries).ok());
+  }
+  for (std::size_t i = 0; i < kSeqs; ++i) CHECK(max_diff(batched[i]->logits(), alone[i]->logits()) <= 1e-5);
 }

@@ -1,0 +1,269 @@
+// Every SIMD kernel against its scalar twin (random data, shapes with tails), the scalar
+// twins against the dequantized float math, and the thread pool.
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#include "cyllm/gguf.h"
+#include "cyllm/model.h"
+#include "gguf/half.h"
+#include "model/kernels/kernels.h"
+#include "tiny_model.h"
+
+using cyllm::gguf::TensorType;
+namespace k = cyllm::model::kernels;
+
+namespace {
+
+std::vector<float> random_floats(std::size_t n, std::uint32_t seed, float scale = 1.f) {
+  cyllm::test::Lcg rng(seed);
+  std::vector<float> v(n);
+  for (float& x : v) x = rng.uniform(scale);
+  return v;
+}
+
+// rows x cols weights of type t, and the same weights dequantized.
+struct Weights {
+  std::vector<std::byte> data;
+  std::size_t row_bytes;
+  std::vector<float> deq;
+};
+
+Weights make_weights(TensorType t, std::size_t rows, std::size_t cols, std::uint32_t seed) {
+  Weights w;
+  w.row_bytes = cyllm::gguf::row_bytes(t, cols);
+  w.data.resize(rows * w.row_bytes);
+  w.deq.resize(rows * cols);
+  const auto src = random_floats(rows * cols, seed, 0.5f);
+  for (std::size_t r = 0; r < rows; ++r) {
+    REQUIRE(cyllm::gguf::quantize_row(t, src.data() + r * cols, w.data.data() + r * w.row_bytes,
+                                      static_cast<std::int64_t>(cols)));
+    cyllm::gguf::dequantize_row(t, w.data.data() + r * w.row_bytes, w.deq.data() + r * cols,
+                                static_cast<std::int64_t>(cols));
+  }
+  return w;
+}
+
+// The fast tables this CPU can run (none on a CPU without AVX2: then only the twins run).
+std::vector<const k::Table*> fast_tables() {
+  std::vector<const k::Table*> out;
+  const k::Isa best = k::detect_isa();
+  if (best == k::Isa::Avx2 || best == k::Isa::Avx512) out.push_back(&k::table(k::Isa::Avx2));
+  if (best == k::Isa::Avx512) out.push_back(&k::table(k::Isa::Avx512));
+  if (out.empty()) MESSAGE("this CPU has no AVX2: only the scalar kernels are tested");
+  return out;
+}
+
+bool close(float a, float b, float scale) { return std::fabs(a - b) <= 1e-4f * scale + 1e-5f; }
+
+}  // namespace
+
+TEST_CASE("the CPU's kernel set is named and the scalar table is always there") {
+  const k::Isa isa = k::detect_isa();
+  MESSAGE("kernels: " << std::string(k::isa_name(isa)));
+  CHECK(k::table(isa).isa == isa);
+  CHECK(k::table(k::Isa::Scalar).isa == k::Isa::Scalar);
+  CHECK(std::string(k::isa_name(k::Isa::Avx512)) == "avx512-vnni");
+}
+
+TEST_CASE("quantize_q8: SIMD and scalar give the same blocks") {
+  const k::Table& ref = k::table(k::Isa::Scalar);
+  for (std::size_t cols : {32u, 64u, 2048u}) {
+    auto x = random_floats(cols, static_cast<std::uint32_t>(cols), 3.f);
+    std::fill(x.begin(), x.begin() + 32, 0.f);  // an all-zero block
+    if (cols > 32) x[40] = 1e4f;                // one large value
+    std::vector<k::BlockQ8> a(cols / 32), b(cols / 32);
+    ref.quantize_q8(x.data(), a.data(), cols);
+    CHECK(a[0].d == 0.f);
+    CHECK(a[0].sum == 0);
+    for (std::size_t i = 0; i < cols; ++i)  // within half a step of the input
+      CHECK(std::fabs(a[i / 32].d * a[i / 32].qs[i % 32] - x[i]) <= a[i / 32].d * 0.5f + 1e-6f);
+    for (const k::Table* t : fast_tables()) {
+      CAPTURE(k::isa_name(t->isa));
+      t->quantize_q8(x.data(), b.data(), cols);
+      for (std::size_t i = 0; i < a.size(); ++i) {
+        CHECK(a[i].d == b[i].d);
+        CHECK(a[i].sum == b[i].sum);
+        CHECK(std::memcmp(a[i].qs, b[i].qs, 32) == 0);
+      }
+    }
+  }
+}
+
+TEST_CASE("quantized gemm: every SIMD kernel agrees with its scalar twin, and the twin with the float math") {
+  const k::Table& ref = k::table(k::Isa::Scalar);
+  for (TensorType type : {TensorType::Q8_0, TensorType::Q4_0}) {
+    for (std::size_t rows : {1u, 3u, 6u, 13u}) {
+      for (std::size_t cols : {32u, 96u, 256u}) {
+        for (std::size_t n : {1u, 3u, 4u, 9u}) {
+          CAPTURE(static_cast<int>(type));
+          CAPTURE(rows);
+          CAPTURE(cols);
+          CAPTURE(n);
+          const Weights w = make_weights(type, rows, cols, static_cast<std::uint32_t>(rows * 7 + cols + n));
+          const auto x = random_floats(n * cols, static_cast<std::uint32_t>(n + 99));
+          const std::size_t nb = cols / 32;
+          std::vector<k::BlockQ8> xq(n * nb);
+          for (std::size_t t = 0; t < n; ++t) ref.quantize_q8(x.data() + t * cols, xq.data() + t * nb, cols);
+          const auto fn_ref = type == TensorType::Q8_0 ? ref.q8_0 : ref.q4_0;
+          // A sub-range of rows, written at y + 0 with stride ldy = rows.
+          const std::size_t r0 = rows > 2 ? 1 : 0, r1 = rows;
+          std::vector<float> y_ref(n * rows, -1.f), y(n * rows, -1.f);
+          fn_ref(w.data.data(), w.row_bytes, r0, r1, xq.data(), nb, n, y_ref.data(), rows);
+          for (std::size_t t = 0; t < n; ++t)
+            for (std::size_t r = r0; r < r1; ++r) {
+              double exact = 0, scale = 0;
+              for (std::size_t c = 0; c < cols; ++c) {
+                exact += double{w.deq[r * cols + c]} * x[t * cols + c];
+                scale += std::fabs(double{w.deq[r * cols + c]} * x[t * cols + c]);
+              }
+              // 8-bit activations: within ~1% of the sum of |terms|.
+              CHECK(std::fabs(y_ref[t * rows + (r - r0)] - exact) <= 0.01 * scale + 1e-6);
+            }
+          for (const k::Table* tab : fast_tables()) {
+            CAPTURE(k::isa_name(tab->isa));
+            std::fill(y.begin(), y.end(), -1.f);
+            (type == TensorType::Q8_0 ? tab->q8_0 : tab->q4_0)(w.data.data(), w.row_bytes, r0, r1, xq.data(), nb, n,
+                                                                y.data(), rows);
+            for (std::size_t i = 0; i < y.size(); ++i) CHECK(close(y[i], y_ref[i], 1.f + std::fabs(y_ref[i])));
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("K-quant gemm (Q4_K, Q6_K): every SIMD kernel agrees with its scalar twin, and the twin with the float math") {
+  const k::Table& ref = k::table(k::Isa::Scalar);
+  for (TensorType type : {TensorType::Q4_K, TensorType::Q6_K}) {
+    for (std::size_t rows : {1u, 3u, 6u}) {
+      for (std::size_t cols : {256u, 512u}) {
+        for (std::size_t n : {1u, 4u, 6u}) {
+          CAPTURE(static_cast<int>(type));
+          CAPTURE(rows);
+          CAPTURE(cols);
+          CAPTURE(n);
+          const Weights w = make_weights(type, rows, cols, static_cast<std::uint32_t>(rows * 5 + cols + n));
+          const auto x = random_floats(n * cols, static_cast<std::uint32_t>(n + 11));
+          const std::size_t nb = cols / 256;
+          std::vector<k::BlockQ8K> xq(n * nb);
+          for (std::size_t t = 0; t < n; ++t) k::quantize_q8k(x.data() + t * cols, xq.data() + t * nb, cols);
+          const auto fn_ref = type == TensorType::Q4_K ? ref.q4_K : ref.q6_K;
+          std::vector<float> y_ref(n * rows), y(n * rows);
+          fn_ref(w.data.data(), w.row_bytes, 0, rows, xq.data(), nb, n, y_ref.data(), rows);
+          for (std::size_t t = 0; t < n; ++t)
+            for (std::size_t r = 0; r < rows; ++r) {
+              double exact = 0, scale = 0;
+              for (std::size_t c = 0; c < cols; ++c) {
+                exact += double{w.deq[r * cols + c]} * x[t * cols + c];
+                scale += std::fabs(double{w.deq[r * cols + c]} * x[t * cols + c]);
+              }
+              CHECK(std::fabs(y_ref[t * rows + r] - exact) <= 0.01 * scale + 1e-6);
+            }
+          for (const k::Table* tab : fast_tables()) {
+            CAPTURE(k::isa_name(tab->isa));
+            (type == TensorType::Q4_K ? tab->q4_K : tab->q6_K)(w.data.data(), w.row_bytes, 0, rows, xq.data(), nb, n,
+                                                               y.data(), rows);
+            for (std::size_t i = 0; i < y.size(); ++i) CHECK(close(y[i], y_ref[i], 1.f + std::fabs(y_ref[i])));
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("float gemm (F16, F32 weights): every SIMD kernel agrees with its scalar twin") {
+  const k::Table& ref = k::table(k::Isa::Scalar);
+  for (TensorType type : {TensorType::F16, TensorType::F32}) {
+    for (std::size_t rows : {1u, 5u, 10u}) {
+      for (std::size_t cols : {7u, 16u, 67u}) {
+        for (std::size_t n : {1u, 4u, 6u}) {
+          CAPTURE(static_cast<int>(type));
+          CAPTURE(rows);
+          CAPTURE(cols);
+          CAPTURE(n);
+          const Weights w = make_weights(type, rows, cols, static_cast<std::uint32_t>(rows + cols * 3 + n));
+          const auto x = random_floats(n * cols, static_cast<std::uint32_t>(n + 7));
+          std::vector<float> y_ref(n * rows), y(n * rows);
+          const auto fn_ref = type == TensorType::F16 ? ref.f16 : ref.f32;
+          fn_ref(w.data.data(), w.row_bytes, 0, rows, x.data(), cols, n, y_ref.data(), rows);
+          for (std::size_t t = 0; t < n; ++t)
+            for (std::size_t r = 0; r < rows; ++r) {
+              double exact = 0;
+              for (std::size_t c = 0; c < cols; ++c) exact += double{w.deq[r * cols + c]} * x[t * cols + c];
+              CHECK(std::fabs(y_ref[t * rows + r] - exact) <= 1e-4 * (1 + std::fabs(exact)));
+            }
+          for (const k::Table* tab : fast_tables()) {
+            CAPTURE(k::isa_name(tab->isa));
+            (type == TensorType::F16 ? tab->f16 : tab->f32)(w.data.data(), w.row_bytes, 0, rows, x.data(), cols, n,
+                                                            y.data(), rows);
+            for (std::size_t i = 0; i < y.size(); ++i) CHECK(close(y[i], y_ref[i], 1.f + std::fabs(y_ref[i])));
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("attention helpers (dot and axpy over f16 and f32) agree with their twins") {
+  const k::Table& ref = k::table(k::Isa::Scalar);
+  for (std::size_t n : {5u, 16u, 64u, 70u}) {
+    const auto q = random_floats(n, 1), v = random_floats(n, 2);
+    std::vector<std::uint16_t> h(n);
+    for (std::size_t i = 0; i < n; ++i) h[i] = cyllm::gguf::fp32_to_fp16(v[i]);
+    std::vector<float> y0(q), y1(q), y2(q), y3(q);
+    ref.axpy_f16(y0.data(), 0.7f, h.data(), n);
+    ref.axpy_f32(y2.data(), 0.7f, v.data(), n);
+    for (const k::Table* t : fast_tables()) {
+      CAPTURE(k::isa_name(t->isa));
+      CHECK(close(t->dot_f16(q.data(), h.data(), n), ref.dot_f16(q.data(), h.data(), n), 10.f));
+      CHECK(close(t->dot_f32(q.data(), v.data(), n), ref.dot_f32(q.data(), v.data(), n), 10.f));
+      y1 = q;
+      t->axpy_f16(y1.data(), 0.7f, h.data(), n);
+      y3 = q;
+      t->axpy_f32(y3.data(), 0.7f, v.data(), n);
+      for (std::size_t i = 0; i < n; ++i) {
+        CHECK(close(y1[i], y0[i], 1.f));
+        CHECK(close(y3[i], y2[i], 1.f));
+      }
+    }
+  }
+}
+
+TEST_CASE("thread pool: every index once, any grain, shared by several threads") {
+  CHECK(cyllm::model::effective_cpu_count() >= 1);
+  CHECK(cyllm::model::effective_cpu_count() <= std::max(1u, std::thread::hardware_concurrency()));
+  for (bool pin : {false, true}) {
+    auto pool = cyllm::model::ThreadPool::create({3, pin});
+    REQUIRE(pool.ok());
+    CHECK((*pool)->size() == 3);
+    for (std::size_t n : {0u, 1u, 7u, 1000u}) {
+      for (std::size_t grain : {1u, 4u, 64u, 5000u}) {
+        std::vector<std::atomic<int>> hits(n);
+        std::atomic<bool> bad_worker{false};
+        (*pool)->parallel_for(n, grain, [&](unsigned worker, std::size_t b, std::size_t e) {
+          if (worker >= 3 || e - b > grain) bad_worker = true;
+          for (std::size_t i = b; i < e; ++i) hits[i]++;
+        });
+        CHECK_FALSE(bad_worker.load());
+        for (std::size_t i = 0; i < n; ++i) CHECK(hits[i].load() == 1);
+      }
+    }
+  }
+  // Two threads sharing one pool: jobs run one at a time, each completely.
+  auto shared = cyllm::model::ThreadPool::create({2, false});
+  REQUIRE(shared.ok());
+  std::atomic<long> total{0};
+  auto job = [&] {
+    for (int rep = 0; rep < 200; ++rep)
+      (*shared)->parallel_for(100, 3, [&](unsigned, std::size_t b, std::size_t e) { total += static_cast<long>(e - b); });
+  };
+  std::thread a(job), b(job);
+  a.join();
+  b.join();
+  CHECK(total.load() == 2 * 200 * 100);
+}
