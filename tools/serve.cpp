@@ -1,5 +1,6 @@
 // cy-llm-serve: the inference server. gRPC InferenceService.StreamPredict on a Unix socket
-// (and optionally TCP), health, Prometheus metrics, graceful drain on SIGTERM.
+// (and optionally TCP), the OpenAI-compatible HTTP API (--http-port), health, Prometheus
+// metrics, graceful drain on SIGTERM. Both transports call the same Service (scheduler).
 //
 // Signals: SIGTERM/SIGINT/SIGHUP are blocked before any thread starts and read from a
 // signalfd by the main thread (no work in signal handlers). SIGTERM or SIGINT: stop
@@ -15,7 +16,10 @@
 #include <iostream>
 #include <iterator>
 
+#include <filesystem>
+
 #include "common/cli.h"
+#include "cyllm/http_server.h"
 #include "cyllm/serve.h"
 
 using namespace cyllm;
@@ -43,11 +47,12 @@ int main(int argc, char** argv) {
         "scheduler in front of the native engine.",
         "cy-llm-serve"};
     cli::CommonOptions common;
-    std::string model, log_file, tls_cert, tls_key, tls_ca;
+    std::string model, log_file, tls_cert, tls_key, tls_ca, http_host = "127.0.0.1", served_name;
     serve::GrpcOptions grpc_opts;
     grpc_opts.uds_path = "/run/cy-llm/inference.sock";
     serve::ServiceConfig cfg;
-    int http_port = 0, grpc_port = -1;
+    int http_port = -1, grpc_port = -1;
+    std::size_t max_body_kib = 1024;
     double queue_timeout_s = 30, drain_timeout_s = 30;
     std::uint64_t kv_budget_mib = 0;
     bool no_warmup = false;
@@ -58,9 +63,13 @@ int main(int argc, char** argv) {
     app.add_option("--grpc-port", grpc_port, "Also serve gRPC on TCP (0: any free port; needs --api-key or TLS)")
         ->check(CLI::Range(0, 65535));
     app.add_option("--grpc-host", grpc_opts.tcp_host, "Address for --grpc-port (default 127.0.0.1)");
-    app.add_option("--http-port", http_port, "Serve the OpenAI-compatible HTTP API on this loopback port")
+    app.add_option("--http-port", http_port, "Serve the OpenAI-compatible HTTP API on this port (0: any free port)")
         ->check(CLI::Range(0, 65535));
-    app.add_option("--api-key", grpc_opts.api_key, "Require \"authorization: Bearer KEY\" on TCP");
+    app.add_option("--http-host", http_host, "Address for --http-port (default 127.0.0.1)");
+    app.add_option("--served-model-name", served_name, "Model name of the HTTP API (default: the file name without .gguf)");
+    app.add_option("--max-body-kib", max_body_kib, "Largest HTTP request body in KiB (default 1024; larger: 413)")
+        ->check(CLI::Range(1, 1 << 20));
+    app.add_option("--api-key", grpc_opts.api_key, "Require \"authorization: Bearer KEY\" on TCP gRPC and on HTTP /v1");
     app.add_option("--tls-cert", tls_cert, "TLS certificate (PEM) for --grpc-port")->option_text("FILE");
     app.add_option("--tls-key", tls_key, "TLS private key (PEM) for --grpc-port")->option_text("FILE");
     app.add_option("--tls-client-ca", tls_ca, "Require client certificates signed by this CA (PEM)")->option_text("FILE");
@@ -83,8 +92,6 @@ int main(int argc, char** argv) {
     env.configure(common);
     if (::access(model.c_str(), R_OK) != 0)
       return env.fail(Error(Errc::NotFound, "cannot read the model file \"" + model + "\""));
-    if (http_port > 0)
-      return env.fail(Error(Errc::NotImplemented, "the HTTP API (--http-port) is not built into this cy-llm-serve yet"));
 
     // Signals first, before any thread exists, so every thread inherits the mask.
     sigset_t mask;
@@ -121,15 +128,40 @@ int main(int argc, char** argv) {
     serve::Service service(*log);
     auto server = serve::GrpcServer::start(grpc_opts, service, *log);
     if (!server.ok()) return env.fail(server.error());
+    // HTTP starts before the model loads, so that /health/live answers and /health/ready
+    // says 503 while loading.
+    std::unique_ptr<http::HttpServer> web;
+    if (http_port >= 0) {
+      http::HttpServerConfig hc;
+      hc.host = http_host;
+      hc.port = static_cast<std::uint16_t>(http_port);
+      hc.model_id = served_name.empty() ? std::filesystem::path(model).stem().string() : served_name;
+      hc.api_key = grpc_opts.api_key;
+      hc.max_body_bytes = max_body_kib << 10;
+      http::HttpServerCallbacks cb;
+      cb.predict = [&service](const engine::Request& r, const engine::TokenSink& sink, const std::atomic<bool>* cancel) {
+        return service.stream_predict(r, sink, cancel);
+      };
+      cb.metrics_text = [&service] { return service.metrics_text(); };
+      cb.ready = [&service] { return service.ready(); };
+      auto w = http::HttpServer::start(hc, std::move(cb), *log);
+      if (!w.ok()) {
+        (*server)->shutdown(std::chrono::system_clock::now());
+        return env.fail(w.error());
+      }
+      web = std::move(*w);
+    }
+    const nlohmann::json http_port_json = web ? nlohmann::json(web->port()) : nlohmann::json(nullptr);
     event({{"schema", "cy-llm.serve/v1"}, {"event", "listening"}, {"uds", grpc_opts.uds_path},
-           {"grpc_port", (*server)->tcp_port()}});
+           {"grpc_port", (*server)->tcp_port()}, {"http_port", http_port_json}});
     if (auto r = service.load(model, cfg); !r.ok()) {
+      if (web) web->stop(std::chrono::milliseconds(0));
       (*server)->shutdown(std::chrono::system_clock::now());
       return env.fail(r.error());
     }
     (*server)->set_serving(true);
     event({{"schema", "cy-llm.serve/v1"}, {"event", "ready"}, {"model", service.model_id()},
-           {"uds", grpc_opts.uds_path}, {"grpc_port", (*server)->tcp_port()}});
+           {"uds", grpc_opts.uds_path}, {"grpc_port", (*server)->tcp_port()}, {"http_port", http_port_json}});
 
     while (true) {
       signalfd_siginfo si{};
@@ -144,7 +176,9 @@ int main(int argc, char** argv) {
       }
       log->log(LogLevel::Info, "draining", {{"signal", std::to_string(si.ssi_signo)}});
       (*server)->set_serving(false);
+      if (web) web->begin_drain();
       const bool drained = service.drain(std::chrono::milliseconds(static_cast<long long>(drain_timeout_s * 1000)));
+      if (web) web->stop(std::chrono::seconds(1));
       (*server)->shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
       event({{"schema", "cy-llm.serve/v1"}, {"event", "stopped"}, {"drained", drained}});
       ::close(sfd);
