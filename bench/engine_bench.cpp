@@ -211,6 +211,10 @@ class NativeAdapter {
     if (!r) err = r.error().to_string();
     return r.ok();
   }
+  bool logits_finite() const {
+    const auto l = sessions_[0]->logits();
+    return engine_bench::all_finite(l.data(), l.size());
+  }
   void end() { sessions_.clear(); }
 
  private:
@@ -476,7 +480,7 @@ int parent(const Options& o, const char* self) {
   int failures = 0;
   for (int t : o.threads) {
     std::printf("\n## threads %d\n", t);
-    std::printf("%-7s %6s | %-26s | %-26s | %-22s | %-20s\n", "type", "MiB", "pp512 t/s cy-llm/llama", "tg128 t/s cy-llm/llama",
+    std::printf("%-7s %6s | %-30s | %-34s | %-22s | %-20s\n", "type", "MiB", "pp512 t/s cy-llm/llama", "tg128 t/s cy-llm/llama",
                 "peak RSS MiB cy/llama", "load s cy/llama");
     std::fflush(stdout);
     std::map<std::string, std::pair<ChildResult, ChildResult>> batch_results;
@@ -490,11 +494,15 @@ int parent(const Options& o, const char* self) {
           std::fprintf(stderr, "engine_bench: %s %s -t %d failed: %s\n", r == &n ? "cy-llm" : "llama.cpp", tn.c_str(), t,
                        r->error.c_str());
         }
+      for (const ChildResult* r : {&n, &l})
+        if (r->ok && r->values.count("logits_finite") && r->values.at("logits_finite") != "1")
+          std::fprintf(stderr, "engine_bench: WARNING: %s %s: logits not finite (or all zero) after pp\n",
+                       r == &n ? "cy-llm" : "llama.cpp", tn.c_str());
       auto cell = [](const std::string& a, const std::string& b, const std::string& r) {
         return a + " / " + b + (r.empty() ? "" : " (" + r + ")");
       };
       auto rss = [](const ChildResult& r) { return r.ok ? std::optional<double>(r.peak_rss_mib) : std::nullopt; };
-      std::printf("%-7s %6.0f | %-26s | %-26s | %-22s | %-20s\n", tn.c_str(), sizes[tn],
+      std::printf("%-7s %6.0f | %-30s | %-34s | %-22s | %-20s\n", tn.c_str(), sizes[tn],
                   cell(rate(n, "pp_tps", o.reps), o.llama ? rate(l, "pp_tps", o.reps) : "-",
                        ratio(number(n, "pp_tps"), number(l, "pp_tps"))).c_str(),
                   cell(rate(n, "tg_tps", o.reps), o.llama ? rate(l, "tg_tps", o.reps) : "-",

@@ -12,6 +12,7 @@
 //   bool eval(const std::vector<int>& tokens, std::string& err)   sequence 0, appended
 //   bool step(const std::vector<std::vector<int>>& per_seq, std::string& err)
 //        one forward pass: per_seq[i] is appended to sequence i, logits after each last
+//   bool logits_finite() const       sequence 0's last logits: no NaN/Inf, not all zero
 //   void end()                                          frees what begin() made
 //
 // Method (what llama-bench does for pp/tg):
@@ -28,6 +29,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -129,6 +131,17 @@ inline bool timed_runs(int reps, double budget, const std::function<double()>& o
   return true;
 }
 
+// True when v holds no NaN/Inf and is not all zeros (the random weights are scaled so that
+// activations stay finite through every layer).
+inline bool all_finite(const float* v, std::size_t n) {
+  bool nonzero = false;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!std::isfinite(v[i])) return false;
+    nonzero = nonzero || v[i] != 0.0f;
+  }
+  return n > 0 && nonzero;
+}
+
 inline int fail(const std::string& what, const std::string& err) {
   std::printf("error %s: %s\n", what.c_str(), err.c_str());
   std::fflush(stdout);
@@ -166,6 +179,7 @@ int run_child(Adapter& e, const ChildArgs& a) {
       }, secs);
       if (!ok) return fail("pp", err);
       report_rate("pp_tps", a.pp, secs);
+      std::printf("logits_finite %d\n", e.logits_finite() ? 1 : 0);
     }
     secs.clear();
     if (a.tg > 0) {

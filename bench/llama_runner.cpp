@@ -107,6 +107,10 @@ class LlamaAdapter {
     }
     return true;
   }
+  bool logits_finite() const {
+    const float* l = llama_get_logits_ith(ctx_, -1);
+    return l && engine_bench::all_finite(l, static_cast<std::size_t>(n_vocab_));
+  }
   void end() {
     if (ctx_) {
       llama_batch_free(batch_);
