@@ -140,6 +140,11 @@ struct Scheduler::Impl {
   // Hands the request's outcome to its caller and frees what it held.
   void finish(Job& job, Result<Completion> r) {
     job.session.reset();  // the KV cache goes now, not when the caller wakes up
+    if (job.reserved) {   // and so do the slot and the reservation: a caller that reads the
+      std::lock_guard lock(mu);  // stats or /metrics after its reply sees them free
+      release(job);
+      publish_locked();
+    }
     if (r.ok()) {
       r->timings.queue_ms = job.queue_ms;
       r->chat_format = job.chat_format;
