@@ -1,6 +1,8 @@
 // serve_bench: a load generator for the OpenAI-compatible HTTP API (cy-llm-serve, or any
-// server that speaks it, e.g. llama.cpp's llama-server).
+// server that speaks it, e.g. llama.cpp's llama-server), and for cy-llm-serve's gRPC
+// StreamPredict over its Unix socket.
 //   build/bench/serve_bench --url http://127.0.0.1:8000 -n 64 -c 16 [--rate 8] [--json]
+//   build/bench/serve_bench --uds /run/cy-llm/inference.sock -n 64 -c 16   (gRPC)
 //   build/bench/serve_bench --serve-model model.gguf -c 4     (an in-process server: the
 //       HTTP API straight on a native engine, no scheduler; to measure the HTTP layer)
 // Options: --url URL | --serve-model PATH (--threads N)   -n N (requests, default 64)
@@ -22,6 +24,12 @@
 #include "cyllm/http_client.h"
 #include "cyllm/http_server.h"
 #include "serve_load.h"
+
+#ifdef CYLLM_BENCH_GRPC
+#include <grpcpp/grpcpp.h>
+
+#include "inference.grpc.pb.h"
+#endif
 
 using namespace cyllm;
 using namespace cyllm::bench;
@@ -154,8 +162,76 @@ class HttpTransport final : public Transport {
   HttpTarget t_;
 };
 
+#ifdef CYLLM_BENCH_GRPC
+namespace pb = cyllm::inference::v1;
+
+// gRPC StreamPredict: one channel per session (worker), each piece timed as it arrives.
+class GrpcSession final : public Session {
+ public:
+  explicit GrpcSession(const std::string& target)
+      : stub_(pb::InferenceService::NewStub(grpc::CreateChannel(target, grpc::InsecureChannelCredentials()))) {}
+
+  Outcome send(const BenchRequest& b) override {
+    pb::Request req;
+    if (b.chat) {
+      auto* m = req.mutable_chat()->add_messages();
+      m->set_role("user");
+      m->set_content(b.prompt);
+    } else {
+      req.set_prompt(b.prompt);
+    }
+    req.set_max_tokens(b.max_tokens);
+    req.mutable_sampling()->set_temperature(b.temperature);
+    req.mutable_sampling()->set_seed(b.seed);
+    Outcome o;
+    grpc::ClientContext ctx;
+    const auto t0 = SteadyClock::now();
+    auto ms = [&] { return std::chrono::duration<double, std::milli>(SteadyClock::now() - t0).count(); };
+    auto reader = stub_->StreamPredict(&ctx, req);
+    pb::Response r;
+    std::uint32_t pieces = 0;
+    while (reader->Read(&r)) {
+      if (r.has_piece() && !r.piece().text().empty()) {
+        const double t = ms();
+        if (o.piece_ms.empty()) o.ttft_ms = t;
+        o.piece_ms.push_back(t);
+        o.text += r.piece().text();
+        pieces += static_cast<std::uint32_t>(r.piece().token_ids_size());
+      } else if (r.has_final()) {
+        o.prompt_tokens = r.final().usage().prompt_tokens();
+        o.completion_tokens = r.final().usage().completion_tokens();
+        o.ok = true;
+      } else if (r.has_error()) {
+        o.error_code = r.error().id().empty() ? "grpc_error" : r.error().id();
+      }
+    }
+    const grpc::Status st = reader->Finish();
+    o.e2e_ms = ms();
+    if (!st.ok()) {
+      o.ok = false;
+      if (o.error_code.empty()) o.error_code = "grpc_" + std::to_string(static_cast<int>(st.error_code()));
+    }
+    if (o.ok && o.completion_tokens == 0) o.completion_tokens = pieces;
+    return o;
+  }
+
+ private:
+  std::unique_ptr<pb::InferenceService::Stub> stub_;
+};
+
+class GrpcTransport final : public Transport {
+ public:
+  explicit GrpcTransport(std::string target) : target_(std::move(target)) {}
+  std::string name() const override { return "grpc"; }
+  std::unique_ptr<Session> open() override { return std::make_unique<GrpcSession>(target_); }
+
+ private:
+  std::string target_;
+};
+#endif
+
 [[noreturn]] void usage(const char* why) {
-  std::fprintf(stderr, "serve_bench: %s\nusage: serve_bench (--url http://HOST:PORT | --serve-model PATH) [-n N] [-c N] "
+  std::fprintf(stderr, "serve_bench: %s\nusage: serve_bench (--url http://HOST:PORT | --uds PATH | --serve-model PATH) [-n N] [-c N] "
                        "[--rate R] [--prompt TEXT]... [--prompt-file FILE] [--max-tokens N] [--temperature T] [--chat] "
                        "[--no-stream] [--api-key KEY] [--model NAME] [--threads N] [--seed N] [--json]\n",
                why);
@@ -187,7 +263,7 @@ int main(int argc, char** argv) {
   LoadOptions load;
   BenchRequest proto;
   std::vector<std::string> prompts;
-  std::string serve_model, url;
+  std::string serve_model, url, uds;
   unsigned threads = 0;
   bool as_json = false;
   for (int i = 1; i < argc; ++i) {
@@ -198,6 +274,7 @@ int main(int argc, char** argv) {
     };
     if (a == "--url") url = value();
     else if (a == "--serve-model") serve_model = value();
+    else if (a == "--uds") uds = value();
     else if (a == "-n" || a == "--requests") load.n_requests = std::atoi(value().c_str());
     else if (a == "-c" || a == "--concurrency") load.concurrency = std::atoi(value().c_str());
     else if (a == "--rate") load.rate_per_s = std::atof(value().c_str());
@@ -218,7 +295,11 @@ int main(int argc, char** argv) {
     else if (a == "--json") as_json = true;
     else usage(("unknown option " + a).c_str());
   }
-  if (url.empty() == serve_model.empty()) usage("give exactly one of --url and --serve-model");
+  if (int{!url.empty()} + int{!serve_model.empty()} + int{!uds.empty()} != 1)
+    usage("give exactly one of --url, --uds and --serve-model");
+#ifndef CYLLM_BENCH_GRPC
+  if (!uds.empty()) usage("--uds needs a build with gRPC (libgrpc++-dev, protobuf-compiler-grpc)");
+#endif
   if (load.n_requests <= 0 || load.concurrency <= 0) usage("-n and -c must be positive");
   if (prompts.empty())
     prompts = {"Explain what a KV cache is.", "Write a haiku about the sea.", "List three prime numbers and why.",
@@ -253,12 +334,16 @@ int main(int argc, char** argv) {
     server = std::move(*s);
     target.host = "127.0.0.1";
     target.port = server->port();
-  } else if (!parse_url(url, target)) {
+  } else if (!url.empty() && !parse_url(url, target)) {
     usage("--url must look like http://HOST:PORT");
   }
 
-  HttpTransport transport(target);
-  Report report = run_load(transport, requests, load);
+  std::unique_ptr<Transport> transport;
+#ifdef CYLLM_BENCH_GRPC
+  if (!uds.empty()) transport = std::make_unique<GrpcTransport>("unix:" + uds);
+#endif
+  if (!transport) transport = std::make_unique<HttpTransport>(target);
+  Report report = run_load(*transport, requests, load);
   if (as_json) std::printf("%s\n", report_json(report).dump(2).c_str());
   else print_table(report, stdout);
   if (server) server->stop(std::chrono::seconds(5));

@@ -2,9 +2,8 @@
 // (and optionally a Poisson arrival rate) through a Transport and reports TTFT, TPOT, ITL
 // and end-to-end latency percentiles, throughput and errors by code.
 //
-// A Transport is how requests reach a server. serve_bench.cpp has the HTTP one (the
-// OpenAI API, SSE streaming); a gRPC StreamPredict transport plugs in by implementing the
-// same two classes and adding a --transport choice.
+// A Transport is how requests reach a server. serve_bench.cpp has two: HTTP (the OpenAI
+// API, SSE streaming) and gRPC StreamPredict (cy-llm-serve's Unix socket).
 #pragma once
 
 #include <cstdint>

@@ -23,6 +23,7 @@
 
 #include "../unit/model/tiny_model.h"
 #include "cyllm/engine.h"
+#include "cyllm/http_client.h"
 #include "health.grpc.pb.h"
 #include "inference.grpc.pb.h"
 #include "test_support.h"
@@ -498,6 +499,73 @@ TEST_CASE("gRPC over TLS with a test CA, and client certificates when asked for"
   auto plain = call(*pb::InferenceService::NewStub(grpc::CreateChannel(target, grpc::InsecureChannelCredentials())),
                     greedy("hi", 3));
   CHECK_FALSE(plain.status.ok());
+  server.signal(SIGTERM);
+  CHECK(server.wait_exit() == 0);
+}
+
+TEST_CASE("--http-port: the OpenAI API of the same server, answered like gRPC; /metrics; auth; drain") {
+  Demo d;
+  ServerProcess server({"-m", d.model, "--uds", d.sock, "--http-port", "0", "--api-key", "k3y", "-t", "1",
+                        "--max-running", "4"},
+                       d.dir.path() / "err.log");
+  auto listening = server.wait_event("listening");
+  REQUIRE_MESSAGE(!listening.is_null(), test::read_text(d.dir.path() / "err.log"));
+  REQUIRE(listening["http_port"].is_number_integer());
+  const auto port = listening["http_port"].get<std::uint16_t>();
+  CHECK(port > 0);
+  auto ready = server.wait_event("ready");
+  REQUIRE(!ready.is_null());
+  CHECK(ready["http_port"] == port);
+
+  http::HttpClient client("127.0.0.1", port);
+  const std::vector<std::pair<std::string, std::string>> auth = {{"authorization", "Bearer k3y"},
+                                                                 {"content-type", "application/json"}};
+  auto live = client.request("GET", "/health/ready");
+  REQUIRE(live.ok());
+  CHECK(live->status == 200);
+  auto denied = client.request("POST", "/v1/completions", R"({"prompt":"hi","max_tokens":4})",
+                               {{"content-type", "application/json"}});
+  REQUIRE(denied.ok());
+  CHECK(denied->status == 401);
+
+  // Successful requests so far (the warm-up counts), from the Prometheus text.
+  auto successes = [&] {
+    auto m = client.request("GET", "/metrics", {}, auth);
+    REQUIRE(m.ok());
+    REQUIRE(m->status == 200);
+    const std::string key = "cyllm_requests_total{outcome=\"success\",";
+    double sum = 0;
+    for (auto at = m->body.find(key); at != std::string::npos; at = m->body.find(key, at + 1))
+      sum += std::stod(m->body.substr(m->body.find("} ", at) + 2));
+    return sum;
+  };
+  const double before = successes();
+
+  // The same request over HTTP and over gRPC gives the same greedy text.
+  auto r = client.request("POST", "/v1/completions", R"({"prompt":"client 3 asks","max_tokens":9,"temperature":0})", auth);
+  REQUIRE(r.ok());
+  REQUIRE_MESSAGE(r->status == 200, r->body);
+  auto body = nlohmann::json::parse(r->body);
+  CHECK(body["model"] == "demo");
+  auto stub = pb::InferenceService::NewStub(uds_channel(d.sock));
+  auto g = call(*stub, greedy("client 3 asks", 9));
+  REQUIRE(g.status.ok());
+  CHECK(body["choices"][0]["text"] == g.text);
+  REQUIRE(g.final);
+  CHECK(body["usage"]["completion_tokens"] == g.final->usage().completion_tokens());
+
+  // Bad parameters name themselves.
+  auto bad = client.request("POST", "/v1/completions", R"({"prompt":"x","temperature":-3})", auth);
+  REQUIRE(bad.ok());
+  CHECK(bad->status == 400);
+  CHECK(nlohmann::json::parse(bad->body)["error"]["param"] == "temperature");
+
+  // Both transports' requests are counted by the one scheduler.
+  CHECK(successes() == before + 2);
+  auto metrics = client.request("GET", "/metrics", {}, auth);
+  REQUIRE(metrics.ok());
+  CHECK(metrics->body.find("cyllm_running_sequences 0") != std::string::npos);
+
   server.signal(SIGTERM);
   CHECK(server.wait_exit() == 0);
 }
