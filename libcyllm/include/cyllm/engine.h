@@ -44,7 +44,7 @@ struct EngineConfig {
   // 0: the model's training context. The native engine sizes each request's cache to
   // min(max_model_len, prompt tokens + max_tokens).
   std::uint32_t max_model_len = 0;
-  std::uint32_t n_threads = 0;              // 0: hardware concurrency (native)
+  std::uint32_t n_threads = 0;              // 0: the CPUs this process may use (affinity, cgroup cpu.max)
   double gpu_memory_utilization = 0.90;     // GPU engines; ignored by native
   std::string quantization;                 // "" = as stored; native refuses anything else
   std::uint32_t tensor_parallel_size = 1;   // native: must be 1
