@@ -258,6 +258,7 @@ Result<std::vector<IndexFile>> parse_index_page(std::string_view body, std::stri
           f["hashes"]["sha256"].is_string())
         x.sha256 = util::to_lower(f["hashes"]["sha256"].get<std::string>());
       split_fragment(x);
+      if (x.url.empty()) continue;  // a fragment-only link points at the page, not a file
       CYLLM_TRY_VOID(check_index_hash(x, page_url));
       out.push_back(std::move(x));
     }
@@ -274,6 +275,9 @@ Result<std::vector<IndexFile>> parse_index_page(std::string_view body, std::stri
     x.url = resolve_url(page_url, href);
     x.filename = (*it)[2];
     split_fragment(x);
+    // A fragment-only link ("#top", or one curl cannot resolve) points at the page, not a
+    // file (found by fuzz_fetch_parsers: it became an entry with an empty URL).
+    if (x.url.empty()) continue;
     if (x.filename.empty()) x.filename = last_segment(x.url);
     CYLLM_TRY_VOID(check_index_hash(x, page_url));
     out.push_back(std::move(x));

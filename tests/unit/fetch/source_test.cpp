@@ -92,6 +92,12 @@ TEST_CASE("simple index pages: PEP 691 JSON and PEP 503 HTML") {
   CHECK((*h)[0].sha256 == "cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd");
   CHECK((*h)[1].url == "http://127.0.0.1:9/simple/x/x-1.0.tar.gz");
   CHECK_FALSE(parse_index_page("{", "application/vnd.pypi.simple.v1+json", "http://x/").ok());
+  // A fragment-only link is page navigation, not a file: skipped, never an empty URL.
+  auto nav = parse_index_page("<a href=\"#top\">top</a><a href=\"#\xc8x-1.0.whl\">x</a><a href=\"y-1.0.tar.gz\">y-1.0.tar.gz</a>",
+                              "text/html", "http://x/simple/y/");
+  REQUIRE(nav.ok());
+  REQUIRE(nav->size() == 1);
+  CHECK((*nav)[0].url == "http://x/simple/y/y-1.0.tar.gz");
   // A hash that is not one is refused, not used as the expected sha256 of the download.
   auto bad = parse_index_page("<a href=\"x-1.0-py3-none-any.whl#sha256=cd\">x</a>", "text/html", "http://x/");
   REQUIRE_FALSE(bad.ok());
