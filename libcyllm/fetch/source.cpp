@@ -233,6 +233,16 @@ Result<void> check_index_hash(const IndexFile& f, std::string_view page_url) {
 }
 }  // namespace
 
+// A fragment-only link ("#top") points back at the page, and one curl cannot resolve stays
+// relative: neither is a file (found by fuzz_fetch_parsers: "#..." with a byte curl refuses
+// became an entry with an empty URL).
+namespace {
+bool is_file_link(std::string_view url, std::string_view page_url) {
+  page_url = page_url.substr(0, page_url.find('#'));
+  return !url.empty() && url != page_url && url.find("://") != std::string_view::npos;
+}
+}  // namespace
+
 Result<std::vector<IndexFile>> parse_index_page(std::string_view body, std::string_view content_type,
                                                 std::string_view page_url) {
   std::vector<IndexFile> out;
@@ -258,7 +268,7 @@ Result<std::vector<IndexFile>> parse_index_page(std::string_view body, std::stri
           f["hashes"]["sha256"].is_string())
         x.sha256 = util::to_lower(f["hashes"]["sha256"].get<std::string>());
       split_fragment(x);
-      if (x.url.empty()) continue;  // a fragment-only link points at the page, not a file
+      if (!is_file_link(x.url, page_url)) continue;
       CYLLM_TRY_VOID(check_index_hash(x, page_url));
       out.push_back(std::move(x));
     }
@@ -275,9 +285,7 @@ Result<std::vector<IndexFile>> parse_index_page(std::string_view body, std::stri
     x.url = resolve_url(page_url, href);
     x.filename = (*it)[2];
     split_fragment(x);
-    // A fragment-only link ("#top", or one curl cannot resolve) points at the page, not a
-    // file (found by fuzz_fetch_parsers: it became an entry with an empty URL).
-    if (x.url.empty()) continue;
+    if (!is_file_link(x.url, page_url)) continue;
     if (x.filename.empty()) x.filename = last_segment(x.url);
     CYLLM_TRY_VOID(check_index_hash(x, page_url));
     out.push_back(std::move(x));
