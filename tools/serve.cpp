@@ -19,6 +19,7 @@
 #include <filesystem>
 
 #include "common/cli.h"
+#include "cyllm/external.h"
 #include "cyllm/http_server.h"
 #include "cyllm/serve.h"
 
@@ -44,7 +45,8 @@ int main(int argc, char** argv) {
     CLI::App app{
         "Serve a model: gRPC InferenceService.StreamPredict over a Unix socket (and optionally\n"
         "TCP), the grpc.health.v1 service and Prometheus metrics, with a continuous-batching\n"
-        "scheduler in front of the native engine.",
+        "scheduler in front of the native engine, or in front of an upstream OpenAI-compatible\n"
+        "server (--engine openai --upstream URL).",
         "cy-llm-serve"};
     cli::CommonOptions common;
     std::string model, log_file, tls_cert, tls_key, tls_ca, http_host = "127.0.0.1", served_name;
@@ -56,8 +58,22 @@ int main(int argc, char** argv) {
     double queue_timeout_s = 30, drain_timeout_s = 30;
     std::uint64_t kv_budget_mib = 0;
     bool no_warmup = false;
+    std::string engine_name = "native";
+    external::OpenAiEngineOptions upstream;
     cli::add_common_flags(app, common, "cy-llm-serve");
-    app.add_option("-m,--model", model, "GGUF model file")->option_text("FILE")->required();
+    app.add_option("-m,--model", model,
+                   "GGUF model file (native); the model name to request from the upstream (openai)")
+        ->option_text("FILE|NAME");
+    app.add_option("--engine", engine_name, "Engine behind the server: native (default) or openai (an upstream server)")
+        ->option_text("NAME");
+    app.add_option("--upstream", upstream.base_url,
+                   "--engine openai: the upstream's OpenAI API root, e.g. http://10.0.0.5:8000/v1")
+        ->option_text("URL");
+    app.add_option("--upstream-key", upstream.api_key,
+                   "--engine openai: bearer token for the upstream (default $CYLLM_UPSTREAM_API_KEY)")
+        ->option_text("KEY");
+    app.add_option("--upstream-ca", upstream.ca_bundle, "--engine openai: extra CA certificates (PEM) for an https upstream")
+        ->option_text("FILE");
     app.add_option("--uds", grpc_opts.uds_path, "Unix socket path for gRPC (default /run/cy-llm/inference.sock; mode 0600)")
         ->option_text("PATH");
     app.add_option("--grpc-port", grpc_port, "Also serve gRPC on TCP (0: any free port; needs --api-key or TLS)")
@@ -90,7 +106,23 @@ int main(int argc, char** argv) {
     app.footer("Exit status: 0 ok (also after a SIGTERM drain), 1 input/environment, 2 usage, 3 internal.\nSee cy-llm-serve(1).");
     if (auto rc = cli::parse_or_exit(app, argc, argv)) return *rc;
     env.configure(common);
-    if (::access(model.c_str(), R_OK) != 0)
+    auto usage = [&](const std::string& msg) { return env.fail(Error(Errc::Usage, msg)); };
+    const bool native = engine_name == "native" || engine_name == "cpu";
+    if (!native && engine_name != "openai")
+      return usage("unknown --engine \"" + engine_name + "\" (known: native, openai)");
+    if (native && !upstream.base_url.empty()) return usage("--upstream needs --engine openai");
+    if (!native && upstream.base_url.empty()) return usage("--engine openai needs --upstream URL");
+    if (upstream.api_key.empty())
+      if (auto k = cli::getenv_str("CYLLM_UPSTREAM_API_KEY")) upstream.api_key = *k;
+    if (native && model.empty()) return usage("no model: pass -m MODEL.gguf");
+    if (!native && model.empty()) {  // serve the upstream's first model under its own name
+      auto ids = external::list_upstream_models(upstream);
+      if (!ids.ok()) return env.fail(ids.error());
+      if (ids->empty()) return env.fail(Error(Errc::ModelLoadFailed, "the upstream " + upstream.base_url +
+                                                                       " lists no model; name one with -m"));
+      model = ids->front();
+    }
+    if (native && ::access(model.c_str(), R_OK) != 0)
       return env.fail(Error(Errc::NotFound, "cannot read the model file \"" + model + "\""));
 
     // Signals first, before any thread exists, so every thread inherits the mask.
@@ -135,7 +167,9 @@ int main(int argc, char** argv) {
       http::HttpServerConfig hc;
       hc.host = http_host;
       hc.port = static_cast<std::uint16_t>(http_port);
-      hc.model_id = served_name.empty() ? std::filesystem::path(model).stem().string() : served_name;
+      hc.model_id = !served_name.empty() ? served_name
+                    : native      ? std::filesystem::path(model).stem().string()
+                                  : model;
       hc.api_key = grpc_opts.api_key;
       hc.max_body_bytes = max_body_kib << 10;
       http::HttpServerCallbacks cb;
@@ -154,7 +188,16 @@ int main(int argc, char** argv) {
     const nlohmann::json http_port_json = web ? nlohmann::json(web->port()) : nlohmann::json(nullptr);
     event({{"schema", "cy-llm.serve/v1"}, {"event", "listening"}, {"uds", grpc_opts.uds_path},
            {"grpc_port", (*server)->tcp_port()}, {"http_port", http_port_json}});
-    if (auto r = service.load(model, cfg); !r.ok()) {
+    Result<void> loaded{};
+    if (native) {
+      loaded = service.load(model, cfg);
+    } else {
+      engine::EngineConfig ec;
+      ec.engine_type = engine_name;
+      ec.model_id = served_name.empty() ? model : served_name;
+      loaded = service.load_engine(external::make_openai_engine(upstream, *log), model, ec, cfg);
+    }
+    if (auto& r = loaded; !r.ok()) {
       if (web) web->stop(std::chrono::milliseconds(0));
       (*server)->shutdown(std::chrono::system_clock::now());
       return env.fail(r.error());

@@ -81,4 +81,77 @@ Result<std::vector<NodeCommand>> build_multinode_launch(const registry::Registry
 std::string format_launch(const LaunchSpec& spec);
 std::string format_multinode_launch(const std::vector<NodeCommand>& commands);
 
+// ---- Engines --------------------------------------------------------------------------
+
+// Builds the launch of a model with an EngineConfig on a loopback port; work_dir is the
+// engine's own directory (logs, generated files). Production: build_launch over the
+// registry (see launcher_from_registry); tests: any command that serves the OpenAI API.
+using Launcher = std::function<Result<LaunchSpec>(const std::string& model, const engine::EngineConfig& config,
+                                                  std::uint16_t port, const std::string& work_dir)>;
+
+struct ProcessEngineOptions {
+  std::string name = "external";      // what name() returns: "vllm", "tensorrt_llm", ...
+  Launcher launcher;
+  std::string work_dir;               // "" = a new directory under $TMPDIR (removed on destruction)
+  std::string api_key;                // sent as a bearer token when the server wants one
+  std::chrono::milliseconds ready_timeout{std::chrono::minutes(15)};  // weights + compile on a GPU
+  std::chrono::milliseconds stop_grace{std::chrono::seconds(15)};    // SIGTERM -> SIGKILL
+  std::chrono::milliseconds poll_interval{250};                     // readiness polling
+  std::chrono::milliseconds restart_backoff{std::chrono::seconds(1)};   // after a crash, doubling
+  std::chrono::milliseconds restart_backoff_max{std::chrono::seconds(60)};
+  std::chrono::milliseconds stall_timeout{std::chrono::minutes(5)};  // a request with no byte
+  std::size_t log_tail_lines = 20;    // quoted in errors
+};
+
+// A BaseEngine over a child process that serves the OpenAI API on loopback.
+//   load_model: writes the spec's files, starts the command in its own process group with
+//     stdout/stderr in <work_dir>/engine.log, polls health_path until 200 (or the child
+//     exits, or ready_timeout: engine.model_load_failed quoting the log's last lines; log
+//     text matching an oom_pattern: engine.out_of_memory).
+//   stream_predict: SSE over libcurl; cancel closes the stream. If the child dies, the
+//     request fails with engine.unavailable (exit status and log tail quoted) and the
+//     next request (or load_model) starts it again, waiting out a back-off that doubles
+//     with each crash in a row.
+//   unload_model: waits for in-flight requests, then SIGTERM to the group, SIGKILL after
+//     stop_grace, and reaps it.
+//   get_memory_usage: NVML per-process memory of the group when an NVIDIA driver is
+//     present, else the group's resident memory.
+std::unique_ptr<engine::BaseEngine> make_process_engine(ProcessEngineOptions options, Logger& log);
+
+struct OpenAiEngineOptions {
+  std::string base_url;   // "https://host/v1" (the OpenAI root; "/v1" is added when absent)
+  std::string api_key;    // "" = none; else sent as "Authorization: Bearer KEY"
+  std::string ca_bundle;  // extra CA certificates for https
+  std::chrono::milliseconds connect_timeout{std::chrono::seconds(10)};
+  std::chrono::milliseconds stall_timeout{std::chrono::minutes(5)};
+};
+
+// The generic "openai" engine: an already-running OpenAI-compatible server (a vLLM
+// fleet behind a load balancer, another cy-llm-serve). load_model(model) checks that
+// GET /models answers and lists `model` ("" = the first model it lists); memory usage is 0
+// (it is the remote's).
+std::unique_ptr<engine::BaseEngine> make_openai_engine(OpenAiEngineOptions options, Logger& log);
+
+// The model ids an OpenAI-compatible server lists (GET /models), in its order.
+// engine.model_load_failed naming the URL when it cannot be reached or refuses the key.
+Result<std::vector<std::string>> list_upstream_models(const OpenAiEngineOptions& options);
+
+// What the external engines need from the caller's environment.
+struct ExternalSettings {
+  const registry::Registry* registry = nullptr;  // must outlive the factory's engines
+  std::string venv;            // the plan's venv ("" = PATH)
+  std::string engine_version;  // "" = the registry's default_version
+  std::string work_dir;        // "" = a temporary directory per engine
+  std::string served_model_name;
+  std::chrono::milliseconds ready_timeout{std::chrono::minutes(15)};
+  OpenAiEngineOptions upstream;  // for "openai"
+};
+
+// A Launcher over build_launch for `engine` at the settings' version and venv.
+Launcher launcher_from_registry(const ExternalSettings& settings, std::string engine);
+
+// Registers every engine with a launcher in the registry (vllm, tensorrt_llm, mindie,
+// vllm-ascend, ...) as a process engine, and "openai".
+void register_external_engines(engine::EngineFactory& factory, const ExternalSettings& settings);
+
 }  // namespace cyllm::external

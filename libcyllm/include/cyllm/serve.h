@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -172,6 +173,13 @@ class Service {
   ~Service();
   // Loads the GGUF model, starts the scheduler, runs the warm-up, then becomes ready.
   Result<void> load(const std::string& model_path, const ServiceConfig& config);
+  // Serves through another engine instead of the native scheduler (an external engine:
+  // a vLLM child process, an "openai" upstream): loads `model` into it, then becomes
+  // ready. Requests go straight to engine->stream_predict, at most
+  // config.scheduler.max_running at once; up to max_queue more wait (queue_timeout), the
+  // next is refused with serve.overloaded. The engine batches on its own.
+  Result<void> load_engine(std::unique_ptr<engine::BaseEngine> engine, const std::string& model,
+                           const engine::EngineConfig& engine_config, const ServiceConfig& config);
   Result<engine::Completion> stream_predict(const engine::Request& request,
                                             const engine::TokenSink& sink,
                                             const std::atomic<bool>* cancel = nullptr);
@@ -195,6 +203,16 @@ class Service {
   std::string model_id_;
   std::unique_ptr<Scheduler> scheduler_;
   std::atomic<std::uint64_t> next_id_{1};
+
+  // The external-engine path (load_engine).
+  Result<engine::Completion> engine_predict(const engine::Request& request, const engine::TokenSink& sink,
+                                            const std::atomic<bool>* cancel);
+  std::unique_ptr<engine::BaseEngine> engine_;
+  SchedulerConfig gate_config_;
+  std::mutex gate_mu_;
+  std::condition_variable gate_cv_;
+  std::uint32_t gate_running_ = 0;
+  std::uint32_t gate_waiting_ = 0;
 };
 
 // Resident set size of this process in bytes (from /proc/self/statm), 0 when unknown.
