@@ -38,8 +38,8 @@ pid_t pgid_of(unsigned int pid) {
 
 }  // namespace
 
-std::optional<std::uint64_t> gpu_memory_of_group(pid_t pgid) {
-  void* lib = ::dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL);
+std::optional<std::uint64_t> gpu_memory_of_group(pid_t pgid, const char* library) {
+  void* lib = ::dlopen(library, RTLD_NOW | RTLD_LOCAL);
   if (!lib) return std::nullopt;
   using InitFn = int (*)();
   using CountFn = int (*)(unsigned int*);

@@ -128,7 +128,7 @@ class ProcessEngine final : public engine::BaseEngine {
     std::lock_guard lock(mu_);
     if (!child_ || !child_->started()) return 0;
     std::uint64_t bytes = 0;
-    if (auto gpu = gpu_memory_of_group(child_->pid())) bytes = *gpu;
+    if (auto gpu = gpu_memory_of_group(child_->pid(), opt_.nvml_library.c_str())) bytes = *gpu;
     else bytes = child_->group_rss_bytes();
     return static_cast<double>(bytes) / 1e9;
   }

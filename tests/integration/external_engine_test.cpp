@@ -176,13 +176,34 @@ TEST_CASE("process engine: start, ready, stream, unload; greedy text equals the 
   eng->unload_model();  // idempotent
 }
 
-TEST_CASE("process engine: cancel closes the stream and the server frees the request") {
+TEST_CASE("process engine: GPU memory from NVML per process; cancel closes the stream and the server frees the request") {
   test::TempDir dir;
   const std::string model = test::write_slow_model(dir);
   test::RecordingLogger log;
   ServeLauncher l;
-  auto eng = external::make_process_engine(serve_options(dir, l), log);
+  auto opts = serve_options(dir, l);
+  opts.nvml_library = test::fake_nvml_path().string();
+  auto eng = external::make_process_engine(opts, log);
   REQUIRE(eng->load_model(model, {}).ok());
+
+  // Memory: NVML's per-process accounting for the child's group when a driver answers
+  // (here the fake libnvidia-ml), else the group's RSS.
+  const std::string nvml_data = (dir.path() / "fake-nvml.txt").string();
+  ::setenv("CYLLM_FAKE_NVML_DATA", nvml_data.c_str(), 1);
+  const double rss_gb = eng->get_memory_usage();  // no data file yet: no GPU, so RSS
+  CHECK(rss_gb > 0.001);
+  CHECK(rss_gb < 2.0);
+  REQUIRE(children().size() == 1);
+  const pid_t child = children()[0].first;
+  test::write_file(nvml_data, "gpu|NVIDIA H100 80GB HBM3|GPU-1|00000000:01:00.0|85899345920|1000|9.0|0\n"
+                              "gpu|NVIDIA H100 80GB HBM3|GPU-2|00000000:02:00.0|85899345920|1000|9.0|0\n"
+                              "proc|0|" + std::to_string(child) + "|3000000000\n"
+                              "proc|1|" + std::to_string(child) + "|1500000000\n"
+                              "proc|1|1|7000000000\n"  // another group's process
+                              "proc|1|" + std::to_string(child) + "|-\n");
+  CHECK(eng->get_memory_usage() == doctest::Approx(4.5));
+  ::unsetenv("CYLLM_FAKE_NVML_DATA");
+
   std::atomic<bool> cancel{false};
   int pieces = 0;
   const auto t0 = SteadyClock::now();

@@ -101,6 +101,7 @@ struct ProcessEngineOptions {
   std::chrono::milliseconds restart_backoff_max{std::chrono::seconds(60)};
   std::chrono::milliseconds stall_timeout{std::chrono::minutes(5)};  // a request with no byte
   std::size_t log_tail_lines = 20;    // quoted in errors
+  std::string nvml_library = "libnvidia-ml.so.1";  // dlopen()ed for get_memory_usage
 };
 
 // A BaseEngine over a child process that serves the OpenAI API on loopback.
