@@ -4,7 +4,9 @@
 
 #include <curl/curl.h>
 
-#include "cyllm/http_client.h"
+#include <algorithm>
+#include <cstdint>
+
 #include "util/strings.h"
 
 namespace cyllm::external {
@@ -62,77 +64,36 @@ bool mentions_oom(std::string_view text) {
 
 // The state of one streamed transfer, shared with curl's callbacks.
 struct Stream {
+  explicit Stream(bool chat) : parser(chat) {}
   const engine::TokenSink* sink = nullptr;
   const std::atomic<bool>* cancel = nullptr;
   std::optional<Clock::time_point> deadline;
   CURL* h = nullptr;
-  bool chat = false;
-  http::SseReader sse;
+  UpstreamStream parser;
   long status = 0;
   std::string error_body;  // the body of a non-200 answer
-  bool done = false;       // "[DONE]" seen
   bool cancelled = false;
   bool deadline_hit = false;
-  bool sink_refused = false;
-  std::string finish_reason;
-  std::optional<engine::Usage> usage;
-  std::string stream_error;  // an error event inside a 200 stream
   engine::Completion out;
   Clock::time_point t0 = Clock::now();
   std::optional<Clock::time_point> first, last;
   std::uint32_t pieces = 0;
 };
 
-void on_event(Stream& s, std::string_view data) {
-  if (s.done || s.sink_refused) return;
-  if (util::trim(data) == "[DONE]") {
-    s.done = true;
-    return;
-  }
-  auto j = nlohmann::json::parse(data, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) return;  // keep-alives and foreign events
-  if (j.contains("error")) {
-    s.stream_error = j.dump();
-    return;
-  }
-  if (j.contains("usage") && j["usage"].is_object()) {
-    engine::Usage u;
-    const auto& uj = j["usage"];
-    if (uj.contains("prompt_tokens") && uj["prompt_tokens"].is_number_unsigned())
-      u.prompt_tokens = uj["prompt_tokens"].get<std::uint32_t>();
-    if (uj.contains("completion_tokens") && uj["completion_tokens"].is_number_unsigned())
-      u.completion_tokens = uj["completion_tokens"].get<std::uint32_t>();
-    s.usage = u;
-  }
-  if (!j.contains("choices") || !j["choices"].is_array() || j["choices"].empty()) return;
-  const auto& c = j["choices"][0];
-  if (!c.is_object()) return;
-  std::string text;
-  if (s.chat) {
-    if (c.contains("delta") && c["delta"].is_object() && c["delta"].contains("content") &&
-        c["delta"]["content"].is_string())
-      text = c["delta"]["content"].get<std::string>();
-  } else if (c.contains("text") && c["text"].is_string()) {
-    text = c["text"].get<std::string>();
-  }
-  if (c.contains("finish_reason") && c["finish_reason"].is_string())
-    s.finish_reason = c["finish_reason"].get<std::string>();
-  if (text.empty()) return;
-  const auto now = Clock::now();
-  if (!s.first) s.first = now;
-  s.last = now;
-  ++s.pieces;
-  s.out.text += text;
-  if (*s.sink && !(*s.sink)(text, -1)) s.sink_refused = true;
-}
-
 size_t on_stream_body(char* data, size_t size, size_t n, void* user) {
   auto& s = *static_cast<Stream*>(user);
   const size_t len = size * n;
   if (s.status == 0) curl_easy_getinfo(s.h, CURLINFO_RESPONSE_CODE, &s.status);
   if (s.status != 200) return collect(data, size, n, &s.error_body);
-  s.sse.feed(std::string_view(data, len), [&](std::string_view ev) { on_event(s, ev); });
-  return s.sink_refused ? 0 : len;  // 0 aborts the transfer: the server sees the hang-up
+  const bool go_on = s.parser.feed(std::string_view(data, len), [&](std::string_view text) {
+    const auto now = Clock::now();
+    if (!s.first) s.first = now;
+    s.last = now;
+    ++s.pieces;
+    s.out.text += text;
+    return !*s.sink || (*s.sink)(text, -1);
+  });
+  return go_on ? len : 0;  // 0 aborts the transfer: the server sees the hang-up
 }
 
 int on_progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
@@ -149,6 +110,49 @@ int on_progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
 }
 
 }  // namespace
+
+bool UpstreamStream::feed(std::string_view bytes, const std::function<bool(std::string_view)>& on_piece) {
+  if (stopped_) return false;
+  sse_.feed(bytes, [&](std::string_view ev) { on_event(ev, on_piece); });
+  return !stopped_;
+}
+
+void UpstreamStream::on_event(std::string_view data, const std::function<bool(std::string_view)>& on_piece) {
+  if (done_ || stopped_) return;
+  if (util::trim(data) == "[DONE]") {
+    done_ = true;
+    return;
+  }
+  auto j = nlohmann::json::parse(data, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return;  // keep-alives and foreign events
+  if (j.contains("error")) {
+    error_ = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    return;
+  }
+  if (j.contains("usage") && j["usage"].is_object()) {
+    engine::Usage u;
+    const auto& uj = j["usage"];
+    if (uj.contains("prompt_tokens") && uj["prompt_tokens"].is_number_unsigned())
+      u.prompt_tokens = static_cast<std::uint32_t>(std::min<std::uint64_t>(uj["prompt_tokens"].get<std::uint64_t>(), UINT32_MAX));
+    if (uj.contains("completion_tokens") && uj["completion_tokens"].is_number_unsigned())
+      u.completion_tokens =
+          static_cast<std::uint32_t>(std::min<std::uint64_t>(uj["completion_tokens"].get<std::uint64_t>(), UINT32_MAX));
+    usage_ = u;
+  }
+  if (!j.contains("choices") || !j["choices"].is_array() || j["choices"].empty()) return;
+  const auto& c = j["choices"][0];
+  if (!c.is_object()) return;
+  std::string text;
+  if (chat_) {
+    if (c.contains("delta") && c["delta"].is_object() && c["delta"].contains("content") &&
+        c["delta"]["content"].is_string())
+      text = c["delta"]["content"].get<std::string>();
+  } else if (c.contains("text") && c["text"].is_string()) {
+    text = c["text"].get<std::string>();
+  }
+  if (c.contains("finish_reason") && c["finish_reason"].is_string()) finish_reason_ = c["finish_reason"].get<std::string>();
+  if (!text.empty() && on_piece && !on_piece(text)) stopped_ = true;
+}
 
 Result<HttpReply> http_get(const std::string& url, const ClientOptions& options,
                            std::chrono::milliseconds timeout) {
@@ -224,14 +228,14 @@ Error upstream_error(long status, std::string_view body, std::string_view url) {
 Result<engine::Completion> stream_completion(const ClientOptions& options, const engine::Request& r,
                                              const std::string& model, const engine::TokenSink& sink,
                                              const std::atomic<bool>* cancel) {
-  Stream s;
+  Stream s(!r.messages.empty());
   s.sink = &sink;
   s.cancel = cancel;
   s.deadline = r.deadline;
-  s.chat = !r.messages.empty();
+  const bool chat = !r.messages.empty();
   if (s.deadline && Clock::now() >= *s.deadline)
     return Error(Errc::DeadlineExceeded, "the request's deadline passed before it started");
-  const std::string url = options.base_url + (s.chat ? "/chat/completions" : "/completions");
+  const std::string url = options.base_url + (chat ? "/chat/completions" : "/completions");
   const std::string body = request_body(r, model).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   Easy e;
   if (!e.h) return Error(Errc::EngineInternal, "curl_easy_init failed");
@@ -254,9 +258,10 @@ Result<engine::Completion> stream_completion(const ClientOptions& options, const
   if (s.status == 0) curl_easy_getinfo(e.h, CURLINFO_RESPONSE_CODE, &s.status);
 
   engine::Completion& out = s.out;
-  const bool stopped_early = s.cancelled || s.sink_refused || s.deadline_hit;
+  const bool sink_refused = s.parser.stopped();
+  const bool stopped_early = s.cancelled || sink_refused || s.deadline_hit;
   if (stopped_early) {
-    if (s.pieces == 0 && !s.sink_refused)
+    if (s.pieces == 0 && !sink_refused)
       return s.deadline_hit ? Error(Errc::DeadlineExceeded, "the request's deadline passed before the first token")
                             : Error(Errc::EngineCancelled, "the request was cancelled before the first token");
     out.finish_reason = s.deadline_hit ? engine::FinishReason::Deadline : engine::FinishReason::Cancelled;
@@ -266,15 +271,15 @@ Result<engine::Completion> stream_completion(const ClientOptions& options, const
                                               " pieces: " + e.error(rc));
   } else if (s.status != 200) {
     return upstream_error(s.status, s.error_body, url);
-  } else if (!s.stream_error.empty()) {
-    return upstream_error(500, s.stream_error, url);
-  } else if (!s.done && s.finish_reason.empty()) {
+  } else if (!s.parser.error_event().empty()) {
+    return upstream_error(500, s.parser.error_event(), url);
+  } else if (!s.parser.done() && s.parser.finish_reason().empty()) {
     return Error(Errc::EngineUnavailable, "the stream from " + url + " ended without [DONE] after " +
                                               std::to_string(s.pieces) + " pieces");
   } else {
-    out.finish_reason = s.finish_reason == "length" ? engine::FinishReason::Length : engine::FinishReason::Stop;
+    out.finish_reason = s.parser.finish_reason() == "length" ? engine::FinishReason::Length : engine::FinishReason::Stop;
   }
-  if (s.usage) out.usage = *s.usage;
+  if (s.parser.usage()) out.usage = *s.parser.usage();
   else out.usage.completion_tokens = s.pieces;
   out.chat_format = "";  // the upstream applied its own template
   const auto end = s.last.value_or(Clock::now());

@@ -6,6 +6,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -13,6 +15,7 @@
 
 #include "cyllm/engine.h"
 #include "cyllm/error.h"
+#include "cyllm/http_client.h"
 
 namespace cyllm::external {
 
@@ -43,6 +46,32 @@ nlohmann::json request_body(const engine::Request& r, const std::string& model);
 // engine.unavailable naming the key, 429 serve.overloaded, 5xx engine.unavailable, and
 // engine.out_of_memory when the message says out of memory). The message quotes the URL.
 Error upstream_error(long status, std::string_view body, std::string_view url);
+
+// Parses an upstream's text/event-stream answer (untrusted bytes): OpenAI chunks give text
+// pieces (choices[0].text, or choices[0].delta.content for chat), the finish reason and
+// usage; an {"error": ...} event is kept; "[DONE]" ends it. Other events are skipped.
+class UpstreamStream {
+ public:
+  explicit UpstreamStream(bool chat) : chat_(chat) {}
+  // Feeds bytes as they arrive; on_piece gets each non-empty piece and returns false to
+  // stop (then feed returns false and ignores the rest).
+  bool feed(std::string_view bytes, const std::function<bool(std::string_view piece)>& on_piece);
+  bool done() const { return done_; }
+  bool stopped() const { return stopped_; }
+  const std::string& finish_reason() const { return finish_reason_; }
+  const std::optional<engine::Usage>& usage() const { return usage_; }
+  const std::string& error_event() const { return error_; }  // its JSON text, "" when none
+
+ private:
+  void on_event(std::string_view data, const std::function<bool(std::string_view)>& on_piece);
+  bool chat_;
+  http::SseReader sse_;
+  bool done_ = false;
+  bool stopped_ = false;
+  std::string finish_reason_;
+  std::optional<engine::Usage> usage_;
+  std::string error_;
+};
 
 // Streams one request (stream: true, include_usage). Pieces go to `sink` as they arrive
 // with token id -1 (the OpenAI API does not carry ids). Contract of
