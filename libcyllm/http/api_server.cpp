@@ -26,6 +26,7 @@ constexpr Route kRoutes[] = {
     {"/v1/completions", "POST", true},   {"/v1/chat/completions", "POST", true},
     {"/v1/models", "GET", true},         {"/health/live", "GET", false},
     {"/health/ready", "GET", false},     {"/metrics", "GET", false},
+    {"/health", "GET", false},  // what vLLM and TensorRT-LLM answer: probes written for them work
 };
 
 // Compares without an early exit, so the time taken does not reveal the key's prefix.
@@ -252,7 +253,7 @@ struct HttpServer::Impl {
       w.send(200, "application/json", "{\"status\":\"ok\"}");
       return;
     }
-    if (label == "/health/ready") {
+    if (label == "/health/ready" || label == "/health") {
       const bool draining = server->draining();
       const bool ready = !draining && (!cb.ready || cb.ready());
       w.send(ready ? 200 : 503, "application/json",

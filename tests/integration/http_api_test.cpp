@@ -478,8 +478,14 @@ TEST_CASE("health, readiness, metrics; drain finishes in-flight requests") {
   auto r = c.request("GET", "/health/ready");
   REQUIRE(r.ok());
   CHECK(r->status == 503);
+  r = c.request("GET", "/health");  // vLLM's probe path answers the same
+  REQUIRE(r.ok());
+  CHECK(r->status == 503);
   ready = true;
   r = c.request("GET", "/health/ready");
+  REQUIRE(r.ok());
+  CHECK(r->status == 200);
+  r = c.request("GET", "/health");
   REQUIRE(r.ok());
   CHECK(r->status == 200);
   CHECK(post(c, "/v1/completions", completion_body("x", 3)).status == 200);

@@ -7,6 +7,8 @@
 //   GET  /health/live     200 while the process serves
 //   GET  /health/ready    200 when callbacks.ready() is true and the server is not draining,
 //                         else 503
+//   GET  /health          the same as /health/ready (the path vLLM and trtllm-serve answer,
+//                         so probes and cy-llm's own process engine work unchanged)
 //   GET  /metrics         Prometheus text: this server's HTTP metrics, then
 //                         callbacks.metrics_text()
 // /v1/* need "Authorization: Bearer <api_key>" when api_key is set (401 otherwise); health
