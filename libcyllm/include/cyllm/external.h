@@ -39,6 +39,7 @@ struct LaunchInputs {
   std::string work_dir;           // where generated config files go (absolute)
   engine::EngineConfig config;    // max_model_len, gpu_memory_utilization, quantization,
                                   // tensor/pipeline parallel sizes, extra_config passthrough
+  std::string kv_cache_dtype;     // "" = the engine's default ("fp8", ...)
   // Multi-node (vLLM over Ray): the head's Ray address "HOST:PORT" and the node count.
   std::string ray_address;
   std::uint32_t nnodes = 1;
@@ -57,7 +58,11 @@ struct LaunchSpec {
   std::string api_base = "/v1";             // root of the OpenAI routes
   std::vector<std::string> oom_patterns;    // log text meaning out of memory (case-sensitive)
   std::vector<std::string> ignored;         // config fields this engine/version cannot honour
+                                            // ("quantization=awq", "extra_config.foo=1")
   std::string source;                       // the launcher entry used: "FILE:LINE"
+  std::string engine;                       // the engine and version it starts
+  std::string version;
+  bool verified = false;                    // the launcher's facts were checked at a source
 };
 
 // Builds the single-node launch for `in` from reg's launcher entry for (engine, version).
