@@ -83,7 +83,7 @@ class FileDecoder {
     }
     check_keys(root, "", {"schema_version", "hardware_profiles", "engines", "wheels", "indexes",
                           "variants", "compatibility_matrix", "base_environment",
-                          "model_sizes", "presets"});
+                          "model_sizes", "presets", "launchers"});
     named(root, "hardware_profiles", "hardware profile", b_.reg_.hardware_profiles,
           [this](const Node& n, const std::string& p, HardwareProfile& h) { profile(n, p, h); });
     named(root, "engines", "engine", b_.reg_.engines,
@@ -99,6 +99,7 @@ class FileDecoder {
     if (const Node* m = root.find("compatibility_matrix")) matrix(*m);
     if (const Node* be = root.find("base_environment")) base_environment(*be);
     if (const Node* ps = root.find("presets")) presets(*ps);
+    if (const Node* ls = root.find("launchers")) launchers(*ls);
   }
 
  private:
@@ -534,6 +535,197 @@ class FileDecoder {
     }
   }
 
+  // ---- launchers -----------------------------------------------------------------------
+
+  // Every {name} or {name|default} in `text` must be a known placeholder.
+  void check_placeholders(const std::string& text, int line, const std::string& path) {
+    const auto& known = launcher_placeholders();
+    for (std::size_t pos = text.find('{'); pos != std::string::npos; pos = text.find('{', pos + 1)) {
+      std::size_t end = text.find('}', pos);
+      if (end == std::string::npos) {
+        err(Errc::RegistryInvalid, line, path, "unclosed \"{\" in " + quoted(text));
+        return;
+      }
+      std::string name = text.substr(pos + 1, end - pos - 1);
+      if (auto bar = name.find('|'); bar != std::string::npos) name.resize(bar);
+      if (std::find(known.begin(), known.end(), name) == known.end()) {
+        std::string list;
+        for (auto k : known) list += (list.empty() ? "" : ", ") + std::string(k);
+        err(Errc::RegistryInvalid, line, path,
+            "unknown placeholder " + quoted("{" + name + "}") + " (expected one of: " + list + ")");
+      }
+    }
+  }
+  std::vector<std::string> template_list(const Node& map, std::string_view key, const std::string& path) {
+    std::vector<std::string> out;
+    const Node* v = map.find(key);
+    if (v == nullptr) return out;
+    out = str_list(*v, join_path(path, key));
+    if (v->kind == Node::Kind::Seq)
+      for (std::size_t i = 0; i < out.size() && i < v->items.size(); ++i)
+        check_placeholders(out[i], v->items[i].line, join_path(path, key) + "[" + std::to_string(i) + "]");
+    return out;
+  }
+  TemplateValue template_tree(const Node& n, const std::string& path) {
+    TemplateValue t;
+    t.text = n.text;
+    switch (n.kind) {
+      case Node::Kind::Null: t.kind = TemplateValue::Kind::Null; break;
+      case Node::Kind::Bool: t.kind = TemplateValue::Kind::Bool; break;
+      case Node::Kind::Number: t.kind = TemplateValue::Kind::Number; break;
+      case Node::Kind::String:
+        t.kind = TemplateValue::Kind::String;
+        check_placeholders(n.text, n.line, path);
+        break;
+      case Node::Kind::Seq:
+        t.kind = TemplateValue::Kind::Seq;
+        for (std::size_t i = 0; i < n.items.size(); ++i)
+          t.items.push_back(template_tree(n.items[i], path + "[" + std::to_string(i) + "]"));
+        break;
+      case Node::Kind::Map:
+        t.kind = TemplateValue::Kind::Map;
+        for (const auto& e : n.entries) t.entries.emplace_back(e.first, template_tree(e.second, join_path(path, e.first)));
+        break;
+    }
+    return t;
+  }
+
+  void launcher_args(const Node& n, const std::string& p, Launcher& l) {
+    if (n.kind == Node::Kind::Null) return;
+    if (!is_map(n, p)) return;
+    const auto& fields = launcher_fields();
+    for (std::size_t i = 0; i < n.entries.size(); ++i) {
+      const auto& key = n.entries[i].first;
+      const Node& v = n.entries[i].second;
+      std::string ap = join_path(p, key);
+      if (std::find(fields.begin(), fields.end(), key) == fields.end()) {
+        std::string list;
+        for (auto f : fields) list += (list.empty() ? "" : ", ") + std::string(f);
+        err(Errc::RegistryInvalid, n.key_lines[i], ap,
+            "unknown config field " + quoted(key) + " (expected one of: " + list + ")");
+        continue;
+      }
+      LauncherArg a;
+      a.field = key;
+      if (v.kind == Node::Kind::Seq) {
+        a.argv = str_list(v, ap);
+        for (std::size_t j = 0; j < a.argv.size() && j < v.items.size(); ++j)
+          check_placeholders(a.argv[j], v.items[j].line, ap + "[" + std::to_string(j) + "]");
+        if (a.argv.empty()) err(Errc::RegistryInvalid, v.line, ap, "an argv template needs at least one item");
+      } else if (v.kind == Node::Kind::Map) {
+        check_keys(v, ap, {"config"});
+        if (const Node* c = required(v, "config", ap))
+          if (auto s = str(*c, join_path(ap, "config"))) a.config_key = *s;
+      } else {
+        type_error(v, ap, "an argv template list or {config: KEY.PATH}");
+        continue;
+      }
+      l.args.push_back(std::move(a));
+    }
+  }
+
+  void launchers(const Node& ls) {
+    if (ls.kind == Node::Kind::Null) return;
+    if (ls.kind != Node::Kind::Seq) {
+      type_error(ls, "launchers", "a list of launchers");
+      return;
+    }
+    for (std::size_t i = 0; i < ls.items.size(); ++i) {
+      const Node& n = ls.items[i];
+      std::string p = "launchers[" + std::to_string(i) + "]";
+      if (!is_map(n, p)) continue;
+      check_keys(n, p, {"engine", "engine_versions", "unsupported", "command", "args", "fixed_args",
+                        "env", "extra_config", "config_file", "health_path", "api_base",
+                        "oom_patterns", "multinode", "verified", "notes"});
+      Launcher l;
+      l.index = b_.reg_.launchers.size();
+      l.key_path = p;
+      l.loc = SourceLocation{file_, n.line};
+      if (const Node* v = required(n, "engine", p))
+        if (auto s = str(*v, join_path(p, "engine"))) l.engine = *s;
+      specifier(n, "engine_versions", p, l.engine_versions, true);
+      opt_str(n, "unsupported", p, l.unsupported);
+      l.command = template_list(n, "command", p);
+      if (l.unsupported.empty() && l.command.empty())
+        err(Errc::RegistryInvalid, n.line, join_path(p, "command"),
+            "a launcher needs a command (or `unsupported: REASON`)");
+      if (const Node* a = n.find("args")) launcher_args(*a, join_path(p, "args"), l);
+      l.fixed_args = template_list(n, "fixed_args", p);
+      if (const Node* e = n.find("env"); e != nullptr && e->kind != Node::Kind::Null && is_map(*e, join_path(p, "env"))) {
+        for (const auto& entry : e->entries) {
+          std::string ep = join_path(join_path(p, "env"), entry.first);
+          if (auto s = str(entry.second, ep)) {
+            check_placeholders(*s, entry.second.line, ep);
+            l.env[entry.first] = *s;
+          }
+        }
+      }
+      if (n.find("extra_config") != nullptr) {
+        if (auto m = enumeration<ExtraConfigMode>(n, "extra_config", p,
+                                                  {{"flags", ExtraConfigMode::Flags},
+                                                   {"config", ExtraConfigMode::Config},
+                                                   {"none", ExtraConfigMode::None}}))
+          l.extra_config = *m;
+      }
+      if (const Node* c = n.find("config_file")) {
+        std::string cp = join_path(p, "config_file");
+        if (is_map(*c, cp)) {
+          check_keys(*c, cp, {"path", "format", "content"});
+          LauncherConfigFile f;
+          if (const Node* v = required(*c, "path", cp))
+            if (auto s = str(*v, join_path(cp, "path"))) {
+              f.path = *s;
+              check_placeholders(f.path, v->line, join_path(cp, "path"));
+            }
+          if (const Node* v = required(*c, "format", cp))
+            if (auto s = str(*v, join_path(cp, "format"))) {
+              f.format = *s;
+              if (f.format != "json" && f.format != "yaml")
+                err(Errc::RegistryInvalid, v->line, join_path(cp, "format"),
+                    "unknown format " + quoted(f.format) + " (expected one of: json, yaml)");
+            }
+          if (const Node* v = required(*c, "content", cp)) {
+            if (v->kind != Node::Kind::Map) type_error(*v, join_path(cp, "content"), "a mapping");
+            else f.content = template_tree(*v, join_path(cp, "content"));
+          }
+          l.config_file = std::move(f);
+        }
+      }
+      opt_str(n, "health_path", p, l.health_path);
+      opt_str(n, "api_base", p, l.api_base);
+      for (const char* key : {"health_path", "api_base"}) {
+        const std::string& v = std::string_view(key) == "health_path" ? l.health_path : l.api_base;
+        if (n.find(key) != nullptr && (v.empty() || v.front() != '/'))
+          err(Errc::RegistryInvalid, n.find(key)->line, join_path(p, key),
+              "expected a path starting with \"/\", found " + quoted(v));
+      }
+      opt_list(n, "oom_patterns", p, l.oom_patterns);
+      if (const Node* m = n.find("multinode")) {
+        std::string mp = join_path(p, "multinode");
+        if (is_map(*m, mp)) {
+          check_keys(*m, mp, {"head", "worker", "serve_args"});
+          LauncherMultinode mn;
+          if (required(*m, "head", mp)) mn.head = template_list(*m, "head", mp);
+          if (required(*m, "worker", mp)) mn.worker = template_list(*m, "worker", mp);
+          mn.serve_args = template_list(*m, "serve_args", mp);
+          l.multinode = std::move(mn);
+        }
+      }
+      if (const Node* v = n.find("verified"))
+        if (auto b = boolean(*v, join_path(p, "verified"))) l.verified = *b;
+      opt_str(n, "notes", p, l.notes);
+      // Keys of the config file need a config file; config extras too.
+      for (const auto& a : l.args)
+        if (!a.config_key.empty() && !l.config_file)
+          err(Errc::RegistryInvalid, n.line, join_path(join_path(p, "args"), a.field),
+              "maps to config key " + quoted(a.config_key) + " but the launcher has no config_file");
+      if (l.extra_config == ExtraConfigMode::Config && !l.config_file)
+        err(Errc::RegistryInvalid, n.find("extra_config")->line, join_path(p, "extra_config"),
+            "extra_config: config needs a config_file");
+      b_.reg_.launchers.push_back(std::move(l));
+    }
+  }
+
   RegistryBuilder& b_;
   std::string file_;
 };
@@ -717,6 +909,40 @@ void RegistryBuilder::validate() {
 
   check_reqs(r.base_environment.requirements, r.base_environment.loc.file,
              "base_environment.requirements");
+
+  // Launchers: engine refs, ranges that match a listed version, no overlap within an engine
+  // (two entries matching one listed version).
+  std::map<std::pair<std::string, std::string>, const Launcher*> launcher_of;  // (engine, version)
+  for (const auto& l : r.launchers) {
+    const std::string& f = l.loc.file;
+    const std::string& p = l.key_path;
+    const Engine* e = r.find_engine(l.engine);
+    if (!l.engine.empty()) ref(f, p + ".engine", l.loc.line, l.engine, "engine", e != nullptr);
+    if (e != nullptr && e->kind == EngineKind::Native)
+      error(Errc::RegistryInvalid, {f, line_of(f, p + ".engine", l.loc.line)}, p + ".engine",
+            "engine " + quoted(l.engine) + " is native: it is built in and has no launcher");
+    if (e == nullptr || l.engine_versions.empty()) continue;
+    auto set = packaging::parse_specifier_set(l.engine_versions);
+    if (!set.ok()) continue;
+    bool any = false;
+    for (const auto& text : e->versions) {
+      auto v = packaging::parse_version(text);
+      if (!v.ok() || !set->contains(*v, /*prereleases=*/true)) continue;
+      any = true;
+      auto [it, inserted] = launcher_of.emplace(std::make_pair(l.engine, text), &l);
+      if (!inserted) {
+        error(Errc::RegistryInvalid, {f, line_of(f, p + ".engine_versions", l.loc.line)},
+              p + ".engine_versions",
+              quoted(l.engine_versions) + " overlaps the launcher at " + it->second->loc.to_string() +
+                  " (" + quoted(it->second->engine_versions) + "): both match " + l.engine + " " + text);
+        break;
+      }
+    }
+    if (!any && !e->versions.empty())
+      error(Errc::RegistryInvalid, {f, line_of(f, p + ".engine_versions", l.loc.line)},
+            p + ".engine_versions",
+            quoted(l.engine_versions) + " matches none of the versions of engine " + quoted(l.engine));
+  }
 
   std::map<std::tuple<std::string, std::string, std::string>, SourceLocation> seen_presets;
   for (std::size_t i = 0; i < r.presets.size(); ++i) {

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <exception>
 
+#include "cyllm/packaging.h"
 #include "cyllm/registry.h"
 #include "registry/decode.h"
 #include "registry/node.h"
@@ -94,6 +95,54 @@ std::vector<const MatrixRow*> Registry::rows_for_engine(std::string_view engine)
   for (const auto& r : compatibility_matrix)
     if (r.engine == engine) out.push_back(&r);
   return out;
+}
+
+const Launcher* Registry::find_launcher(std::string_view engine, std::string_view version) const {
+  auto v = packaging::parse_version(version);
+  if (!v.ok()) return nullptr;
+  for (const auto& l : launchers) {
+    if (l.engine != engine) continue;
+    auto set = packaging::parse_specifier_set(l.engine_versions);
+    if (set.ok() && set->contains(*v, /*prereleases=*/true)) return &l;
+  }
+  return nullptr;
+}
+
+const LauncherArg* Launcher::find_arg(std::string_view field) const {
+  for (const auto& a : args)
+    if (a.field == field) return &a;
+  return nullptr;
+}
+
+std::string_view to_string(ExtraConfigMode mode) {
+  switch (mode) {
+    case ExtraConfigMode::Flags: return "flags";
+    case ExtraConfigMode::Config: return "config";
+    case ExtraConfigMode::None: return "none";
+  }
+  return "none";
+}
+
+const std::vector<std::string_view>& launcher_fields() {
+  static const std::vector<std::string_view> fields{
+      "host", "port", "served_model_name", "max_model_len", "gpu_memory_utilization",
+      "quantization", "kv_cache_dtype", "tensor_parallel_size", "pipeline_parallel_size"};
+  return fields;
+}
+
+const std::vector<std::string_view>& launcher_placeholders() {
+  // The fields above, plus: value (inside args), model, model_name (served_model_name, else
+  // the model's last path component), venv_bin, work_dir, config_file (the generated
+  // file's path), world_size (tp x pp), device_ids ([0 .. world_size-1]), ray_address,
+  // ray_port, nnodes.
+  static const std::vector<std::string_view> names = [] {
+    std::vector<std::string_view> v(launcher_fields());
+    for (std::string_view n : {"value", "model", "model_name", "venv_bin", "work_dir", "config_file",
+                               "world_size", "device_ids", "ray_address", "ray_port", "nnodes"})
+      v.push_back(n);
+    return v;
+  }();
+  return names;
 }
 
 LoadOutcome check_registry_sources(const std::vector<SourceText>& sources) {

@@ -58,7 +58,7 @@ std::vector<std::pair<pid_t, char>> children() {
 struct ServeLauncher {
   std::shared_ptr<std::atomic<int>> port = std::make_shared<std::atomic<int>>(0);
   std::shared_ptr<std::atomic<int>> launches = std::make_shared<std::atomic<int>>(0);
-  external::Launcher launcher() const {
+  external::LaunchBuilder launcher() const {
     return [port = port, launches = launches](const std::string& model, const engine::EngineConfig& cfg,
                                                std::uint16_t p, const std::string& work) -> Result<external::LaunchSpec> {
       external::LaunchSpec s;

@@ -39,6 +39,7 @@ struct LaunchInputs {
   std::string work_dir;           // where generated config files go (absolute)
   engine::EngineConfig config;    // max_model_len, gpu_memory_utilization, quantization,
                                   // tensor/pipeline parallel sizes, extra_config passthrough
+  std::string kv_cache_dtype;     // "" = the engine's default ("fp8", ...)
   // Multi-node (vLLM over Ray): the head's Ray address "HOST:PORT" and the node count.
   std::string ray_address;
   std::uint32_t nnodes = 1;
@@ -57,7 +58,11 @@ struct LaunchSpec {
   std::string api_base = "/v1";             // root of the OpenAI routes
   std::vector<std::string> oom_patterns;    // log text meaning out of memory (case-sensitive)
   std::vector<std::string> ignored;         // config fields this engine/version cannot honour
+                                            // ("quantization=awq", "extra_config.foo=1")
   std::string source;                       // the launcher entry used: "FILE:LINE"
+  std::string engine;                       // the engine and version it starts
+  std::string version;
+  bool verified = false;                    // the launcher's facts were checked at a source
 };
 
 // Builds the single-node launch for `in` from reg's launcher entry for (engine, version).
@@ -86,12 +91,12 @@ std::string format_multinode_launch(const std::vector<NodeCommand>& commands);
 // Builds the launch of a model with an EngineConfig on a loopback port; work_dir is the
 // engine's own directory (logs, generated files). Production: build_launch over the
 // registry (see launcher_from_registry); tests: any command that serves the OpenAI API.
-using Launcher = std::function<Result<LaunchSpec>(const std::string& model, const engine::EngineConfig& config,
+using LaunchBuilder = std::function<Result<LaunchSpec>(const std::string& model, const engine::EngineConfig& config,
                                                   std::uint16_t port, const std::string& work_dir)>;
 
 struct ProcessEngineOptions {
   std::string name = "external";      // what name() returns: "vllm", "tensorrt_llm", ...
-  Launcher launcher;
+  LaunchBuilder launcher;
   std::string work_dir;               // "" = a new directory under $TMPDIR (removed on destruction)
   std::string api_key;                // sent as a bearer token when the server wants one
   std::chrono::milliseconds ready_timeout{std::chrono::minutes(15)};  // weights + compile on a GPU
@@ -148,8 +153,8 @@ struct ExternalSettings {
   OpenAiEngineOptions upstream;  // for "openai"
 };
 
-// A Launcher over build_launch for `engine` at the settings' version and venv.
-Launcher launcher_from_registry(const ExternalSettings& settings, std::string engine);
+// A LaunchBuilder over build_launch for `engine` at the settings' version and venv.
+LaunchBuilder launcher_from_registry(const ExternalSettings& settings, std::string engine);
 
 // Registers every engine with a launcher in the registry (vllm, tensorrt_llm, mindie,
 // vllm-ascend, ...) as a process engine, and "openai".

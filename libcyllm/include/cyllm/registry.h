@@ -35,6 +35,18 @@
 //       variant: cu128                     variant ref
 //       verified: true                     false for facts not checked against a source
 //       notes: "..."
+//   launchers:                             list; how to start an engine's OpenAI server
+//     - engine: vllm                       engine ref
+//       engine_versions: ">=0.10.1"        PEP 440 set; ranges of one engine must not overlap
+//       unsupported: "..."                 these versions cannot be launched (says why); or:
+//       command: ["{venv_bin}/vllm", "serve", "{model}"]    argv templates
+//       args: {max_model_len: ["--max-model-len", "{value}"],  EngineConfig field -> argv
+//              kv_cache_dtype: {config: "kv_cache_config.dtype"}}  ... or config-file key
+//       fixed_args: [...]   env: {NAME: template}   extra_config: flags | config | none
+//       config_file: {path: "{work_dir}/x.yaml", format: json|yaml, content: TREE}
+//       health_path: /health   api_base: /v1   oom_patterns: [...]
+//       multinode: {head: [argv], worker: [argv], serve_args: [argv]}
+//       verified: true   notes: "..."
 //   base_environment: {description?, python?, requirements: [...]}   the worker's own stack
 //   model_sizes: name -> {max_params_billion}                        buckets for presets
 //   presets:                               list; (hardware, model_size, engine?) unique
@@ -56,6 +68,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "cyllm/context.h"
@@ -202,6 +215,79 @@ struct Preset {
   SourceLocation loc;
 };
 
+// A YAML/JSON value kept as a tree: the content template of a launcher's config file.
+struct TemplateValue {
+  enum class Kind { Null, Bool, Number, String, Seq, Map };
+  Kind kind = Kind::Null;
+  std::string text;                    // scalar as written ("true", "0.9", "{port}")
+  std::vector<TemplateValue> items;    // Seq
+  struct Entry;
+  std::vector<Entry> entries;          // Map, in document order
+};
+struct TemplateValue::Entry {
+  Entry(std::string k, TemplateValue v) : key(std::move(k)), value(std::move(v)) {}
+  std::string key;
+  TemplateValue value;
+};
+
+// How extra_config entries reach the engine: as `--key-with-dashes value` flags, as keys
+// of the generated config file (dotted keys nest), or not at all (listed as ignored).
+enum class ExtraConfigMode { Flags, Config, None };
+std::string_view to_string(ExtraConfigMode mode);  // "flags", "config", "none"
+
+// How one EngineConfig field is passed: argv templates using {value}, or a dotted key path
+// of the config file ("kv_cache_config.dtype"). Only set (non-default) values are passed.
+struct LauncherArg {
+  std::string field;                  // host, port, served_model_name, max_model_len, ...
+  std::vector<std::string> argv;      // empty when config_key is set
+  std::string config_key;
+};
+
+struct LauncherConfigFile {
+  std::string path;                   // template, e.g. "{work_dir}/config.json"
+  std::string format;                 // "json" | "yaml"
+  TemplateValue content;              // strings may hold {placeholders}; "{x}" alone keeps
+                                      // x's type (number, list), "{x|default}" when unset
+};
+
+// The documented multi-node recipe (vLLM over Ray): start the head, join each worker, then
+// serve on the head with serve_args appended.
+struct LauncherMultinode {
+  std::vector<std::string> head;
+  std::vector<std::string> worker;
+  std::vector<std::string> serve_args;
+};
+
+// One `launchers` entry: the command line, environment and config file that start engine
+// `engine` at versions `engine_versions` (flags that changed between versions are separate
+// entries, not code). Placeholders: see registry/README.md.
+struct Launcher {
+  std::size_t index = 0;              // position in the merged list
+  std::string key_path;               // "launchers[2]" within its file
+  std::string engine;                 // engine ref
+  std::string engine_versions;        // PEP 440 specifier set
+  std::string unsupported;            // non-empty: these versions cannot be launched; why
+  std::vector<std::string> command;   // argv templates
+  std::vector<LauncherArg> args;
+  std::vector<std::string> fixed_args;
+  std::map<std::string, std::string> env;
+  ExtraConfigMode extra_config = ExtraConfigMode::None;
+  std::optional<LauncherConfigFile> config_file;
+  std::string health_path = "/health";
+  std::string api_base = "/v1";
+  std::vector<std::string> oom_patterns;
+  std::optional<LauncherMultinode> multinode;
+  bool verified = false;
+  std::string notes;
+  SourceLocation loc;
+  const LauncherArg* find_arg(std::string_view field) const;
+};
+
+// The EngineConfig fields a launcher's `args` may name, and the placeholders its templates
+// may use (both checked when loading).
+const std::vector<std::string_view>& launcher_fields();
+const std::vector<std::string_view>& launcher_placeholders();
+
 // A loaded, validated registry. Immutable after load; safe to share between threads.
 struct Registry {
   std::map<std::string, HardwareProfile> hardware_profiles;
@@ -213,6 +299,7 @@ struct Registry {
   BaseEnvironment base_environment;
   std::map<std::string, ModelSize> model_sizes;
   std::vector<Preset> presets;
+  std::vector<Launcher> launchers;
   std::vector<std::string> files;   // the files it was loaded from, in load order
 
   const HardwareProfile* find_profile(std::string_view name) const;
@@ -222,6 +309,9 @@ struct Registry {
   const Variant* find_variant(std::string_view name) const;
   // Rows for one engine, in registry order.
   std::vector<const MatrixRow*> rows_for_engine(std::string_view engine) const;
+  // The launcher whose engine_versions contain `version` (a PEP 440 version), or nullptr
+  // (also for an unparsable version). Ranges of one engine never overlap after load.
+  const Launcher* find_launcher(std::string_view engine, std::string_view version) const;
 };
 
 // One registry file's text. `name` is what errors cite; its extension picks the syntax

@@ -385,7 +385,109 @@ TEST_CASE("the JSON Schema covers the same top-level sections as the loader") {
   std::sort(keys.begin(), keys.end());
   const std::vector<std::string> expected = {
       "base_environment", "compatibility_matrix", "engines", "hardware_profiles", "indexes",
-      "model_sizes", "presets", "schema_version", "variants", "wheels"};
+      "launchers", "model_sizes", "presets", "schema_version", "variants", "wheels"};
   CHECK(keys == expected);
   CHECK(schema["properties"]["schema_version"]["const"] == kSchemaVersion);
+}
+
+// ---- launchers -----------------------------------------------------------------------------
+
+namespace {
+
+const char* kLauncherEngines = R"(schema_version: 1
+engines:
+  vllm: {kind: python, versions: ["0.9.0", "0.10.0", "0.11.0"], default_version: "0.11.0"}
+  cy-llm: {kind: native, versions: ["1.0"], default_version: "1.0"}
+)";
+
+// Loads kLauncherEngines plus `launchers` (a second file, l.yaml); returns the error text.
+std::string launcher_errors(const std::string& launchers) {
+  auto r = load_registry_from_strings({{"e.yaml", kLauncherEngines}, {"l.yaml", "schema_version: 1\n" + launchers}});
+  REQUIRE_FALSE(r.ok());
+  return r.error().message();
+}
+
+}  // namespace
+
+TEST_CASE("the built-in launchers: every external engine version has one") {
+  auto r = load_builtin_registry();
+  REQUIRE(r.ok());
+  for (const char* engine : {"vllm", "vllm-ascend", "tensorrt_llm", "mindie"}) {
+    const Engine* e = r->find_engine(engine);
+    REQUIRE(e != nullptr);
+    for (const auto& v : e->versions) CHECK_MESSAGE(r->find_launcher(engine, v) != nullptr, engine << " " << v);
+  }
+  const Launcher* old = r->find_launcher("vllm", "0.10.0");
+  const Launcher* now = r->find_launcher("vllm", "0.10.1.1");
+  REQUIRE(old != nullptr);
+  REQUIRE(now != nullptr);
+  CHECK(old != now);
+  CHECK(old->fixed_args == std::vector<std::string>{"--disable-log-requests"});
+  CHECK(now->fixed_args.empty());
+  CHECK(old->find_arg("max_model_len")->argv == std::vector<std::string>{"--max-model-len", "{value}"});
+  REQUIRE(old->multinode.has_value());
+  CHECK(old->multinode->serve_args == std::vector<std::string>{"--distributed-executor-backend", "ray"});
+  const Launcher* trt = r->find_launcher("tensorrt_llm", "0.12.0");
+  REQUIRE(trt != nullptr);
+  CHECK_FALSE(trt->unsupported.empty());
+  const Launcher* trt1 = r->find_launcher("tensorrt_llm", "1.2.0");
+  REQUIRE(trt1 != nullptr);
+  REQUIRE(trt1->config_file.has_value());
+  CHECK(trt1->config_file->format == "yaml");
+  CHECK(trt1->find_arg("kv_cache_dtype")->config_key == "kv_cache_config.dtype");
+  CHECK(trt1->extra_config == ExtraConfigMode::Config);
+  CHECK(r->find_launcher("vllm", "not a version") == nullptr);
+  CHECK(r->find_launcher("nope", "0.12.0") == nullptr);
+}
+
+TEST_CASE("a minimal launcher loads, with its source line") {
+  auto r = load_registry_from_strings(
+      {{"e.yaml", kLauncherEngines},
+       {"l.yaml", "schema_version: 1\nlaunchers:\n  - engine: vllm\n    engine_versions: \">=0.10\"\n"
+                  "    command: [\"{venv_bin}/vllm\", serve, \"{model}\"]\n"
+                  "    args: {port: [--port, \"{value}\"]}\n    extra_config: flags\n"}});
+  if (!r.ok()) FAIL(r.error().to_string());
+  REQUIRE(r->launchers.size() == 1);
+  const Launcher& l = r->launchers[0];
+  CHECK(l.loc.to_string() == "l.yaml:3");
+  CHECK(l.command == std::vector<std::string>{"{venv_bin}/vllm", "serve", "{model}"});
+  CHECK(l.health_path == "/health");
+  CHECK(r->find_launcher("vllm", "0.11.0") == &l);
+  CHECK(r->find_launcher("vllm", "0.9.0") == nullptr);
+}
+
+TEST_CASE("launcher validation: every problem, with file, line and key") {
+  CHECK(launcher_errors("launchers:\n  - engine: vlm\n    engine_versions: \">=0.1\"\n    command: [x]\n") ==
+        "l.yaml:3: launchers[0].engine: unknown engine \"vlm\"");
+  CHECK(launcher_errors("launchers:\n  - engine: vllm\n    engine_versions: \"=>0.1\"\n    command: [x]\n")
+            .rfind("l.yaml:4: launchers[0].engine_versions: bad version specifier \"=>0.1\": ", 0) == 0);
+  CHECK(launcher_errors("launchers:\n  - engine: vllm\n    engine_versions: \">=5\"\n    command: [x]\n") ==
+        "l.yaml:4: launchers[0].engine_versions: \">=5\" matches none of the versions of engine \"vllm\"");
+  CHECK(launcher_errors("launchers:\n  - engine: vllm\n    engine_versions: \">=0.9\"\n    command: [x]\n"
+                        "  - engine: vllm\n    engine_versions: \">=0.10,<0.12\"\n    command: [y]\n") ==
+        "l.yaml:7: launchers[1].engine_versions: \">=0.10,<0.12\" overlaps the launcher at l.yaml:3 "
+        "(\">=0.9\"): both match vllm 0.10.0");
+  CHECK(launcher_errors("launchers:\n  - engine: vllm\n    engine_versions: \">=0.9\"\n") ==
+        "l.yaml:3: launchers[0].command: a launcher needs a command (or `unsupported: REASON`)");
+  CHECK(launcher_errors("launchers:\n  - engine: cy-llm\n    engine_versions: \">=1\"\n    command: [x]\n") ==
+        "l.yaml:3: launchers[0].engine: engine \"cy-llm\" is native: it is built in and has no launcher");
+  std::string placeholders = launcher_errors(
+      "launchers:\n  - engine: vllm\n    engine_versions: \">=0.9\"\n    command: [\"{modle}\"]\n"
+      "    args: {max_len: [--x, \"{value}\"], port: 8}\n    extra_config: yes\n");
+  CHECK(placeholders.find("l.yaml:5: launchers[0].command[0]: unknown placeholder \"{modle}\" (expected one of: host, ") !=
+        std::string::npos);
+  CHECK(placeholders.find("l.yaml:6: launchers[0].args.max_len: unknown config field \"max_len\" (expected one of: host, ") !=
+        std::string::npos);
+  CHECK(placeholders.find("l.yaml:6: launchers[0].args.port: expected an argv template list or {config: KEY.PATH}, "
+                          "found a number \"8\"") != std::string::npos);
+  CHECK(placeholders.find("l.yaml:7: launchers[0].extra_config: unknown extra_config \"yes\" (expected one of: "
+                          "flags, config, none)") != std::string::npos);
+  CHECK(launcher_errors("launchers:\n  - engine: vllm\n    engine_versions: \">=0.9\"\n    command: [x]\n"
+                        "    args: {kv_cache_dtype: {config: a.b}}\n    health_path: health\n") ==
+        "l.yaml:3: launchers[0].args.kv_cache_dtype: maps to config key \"a.b\" but the launcher has no config_file\n"
+        "l.yaml:7: launchers[0].health_path: expected a path starting with \"/\", found \"health\"");
+  CHECK(launcher_errors("launchers:\n  - engine: vllm\n    engine_versions: \">=0.9\"\n    command: [x]\n"
+                        "    config_file: {path: \"{work_dir}/c.toml\", format: toml, content: [1]}\n") ==
+        "l.yaml:6: launchers[0].config_file.format: unknown format \"toml\" (expected one of: json, yaml)\n"
+        "l.yaml:6: launchers[0].config_file.content: expected a mapping, found a list");
 }
