@@ -19,6 +19,7 @@
 #include <filesystem>
 
 #include "common/cli.h"
+#include "common/engine_flags.h"
 #include "cyllm/external.h"
 #include "cyllm/http_server.h"
 #include "cyllm/serve.h"
@@ -45,7 +46,8 @@ int main(int argc, char** argv) {
     CLI::App app{
         "Serve a model: gRPC InferenceService.StreamPredict over a Unix socket (and optionally\n"
         "TCP), the grpc.health.v1 service and Prometheus metrics, with a continuous-batching\n"
-        "scheduler in front of the native engine, or in front of an upstream OpenAI-compatible\n"
+        "scheduler in front of the native engine; or in front of an external engine's server\n"
+        "(vLLM, TensorRT-LLM, MindIE) started from a venv, or of a running OpenAI-compatible\n"
         "server (--engine openai --upstream URL).",
         "cy-llm-serve"};
     cli::CommonOptions common;
@@ -58,22 +60,13 @@ int main(int argc, char** argv) {
     double queue_timeout_s = 30, drain_timeout_s = 30;
     std::uint64_t kv_budget_mib = 0;
     bool no_warmup = false;
-    std::string engine_name = "native";
-    external::OpenAiEngineOptions upstream;
+    cli::EngineFlags ef;
     cli::add_common_flags(app, common, "cy-llm-serve");
     app.add_option("-m,--model", model,
-                   "GGUF model file (native); the model name to request from the upstream (openai)")
+                   "GGUF model file (native); the model an external engine serves (path or hub id); "
+                   "the model to request from the upstream (openai; default: its first)")
         ->option_text("FILE|NAME");
-    app.add_option("--engine", engine_name, "Engine behind the server: native (default) or openai (an upstream server)")
-        ->option_text("NAME");
-    app.add_option("--upstream", upstream.base_url,
-                   "--engine openai: the upstream's OpenAI API root, e.g. http://10.0.0.5:8000/v1")
-        ->option_text("URL");
-    app.add_option("--upstream-key", upstream.api_key,
-                   "--engine openai: bearer token for the upstream (default $CYLLM_UPSTREAM_API_KEY)")
-        ->option_text("KEY");
-    app.add_option("--upstream-ca", upstream.ca_bundle, "--engine openai: extra CA certificates (PEM) for an https upstream")
-        ->option_text("FILE");
+    cli::add_engine_flags(app, ef);
     app.add_option("--uds", grpc_opts.uds_path, "Unix socket path for gRPC (default /run/cy-llm/inference.sock; mode 0600)")
         ->option_text("PATH");
     app.add_option("--grpc-port", grpc_port, "Also serve gRPC on TCP (0: any free port; needs --api-key or TLS)")
@@ -107,19 +100,22 @@ int main(int argc, char** argv) {
     if (auto rc = cli::parse_or_exit(app, argc, argv)) return *rc;
     env.configure(common);
     auto usage = [&](const std::string& msg) { return env.fail(Error(Errc::Usage, msg)); };
-    const bool native = engine_name == "native" || engine_name == "cpu";
-    if (!native && engine_name != "openai")
-      return usage("unknown --engine \"" + engine_name + "\" (known: native, openai)");
-    if (native && !upstream.base_url.empty()) return usage("--upstream needs --engine openai");
-    if (!native && upstream.base_url.empty()) return usage("--engine openai needs --upstream URL");
-    if (upstream.api_key.empty())
-      if (auto k = cli::getenv_str("CYLLM_UPSTREAM_API_KEY")) upstream.api_key = *k;
-    if (native && model.empty()) return usage("no model: pass -m MODEL.gguf");
-    if (!native && model.empty()) {  // serve the upstream's first model under its own name
-      auto ids = external::list_upstream_models(upstream);
+    ef.served_model_name = served_name;
+    engine::EngineConfig ec;
+    cli::EngineSetup setup;
+    if (auto r = cli::apply_engine_flags(ef, ec, setup); !r.ok()) return env.fail(r.error());
+    const bool native = ef.native();
+    if (native && (ec.gpu_memory_utilization != engine::EngineConfig{}.gpu_memory_utilization ||
+                   ec.tensor_parallel_size != 1 || ec.pipeline_parallel_size != 1 || !ec.quantization.empty()))
+      return usage("--gpu-memory-utilization, --tensor-parallel-size, --pipeline-parallel-size and --quantization "
+                   "apply to external engines; the native engine runs the GGUF file as stored on the CPU");
+    if (model.empty() && ef.engine != "openai") return usage("no model: pass -m MODEL");
+    if (native && cfg.scheduler.max_model_len == 0) cfg.scheduler.max_model_len = ec.max_model_len;  // the plan's
+    if (model.empty()) {  // serve the upstream's first model under its own name
+      auto ids = external::list_upstream_models(setup.settings.upstream);
       if (!ids.ok()) return env.fail(ids.error());
-      if (ids->empty()) return env.fail(Error(Errc::ModelLoadFailed, "the upstream " + upstream.base_url +
-                                                                       " lists no model; name one with -m"));
+      if (ids->empty())
+        return env.fail(Error(Errc::ModelLoadFailed, "the upstream " + ef.upstream + " lists no model; name one with -m"));
       model = ids->front();
     }
     if (native && ::access(model.c_str(), R_OK) != 0)
@@ -192,10 +188,15 @@ int main(int argc, char** argv) {
     if (native) {
       loaded = service.load(model, cfg);
     } else {
-      engine::EngineConfig ec;
-      ec.engine_type = engine_name;
       ec.model_id = served_name.empty() ? model : served_name;
-      loaded = service.load_engine(external::make_openai_engine(upstream, *log), model, ec, cfg);
+      if (cfg.scheduler.max_model_len != 0) ec.max_model_len = cfg.scheduler.max_model_len;
+      auto eng = setup.factory.create(ec, *log);
+      if (!eng.ok()) {
+        if (web) web->stop(std::chrono::milliseconds(0));
+        (*server)->shutdown(std::chrono::system_clock::now());
+        return env.fail(eng.error());
+      }
+      loaded = service.load_engine(std::move(*eng), model, ec, cfg);
     }
     if (auto& r = loaded; !r.ok()) {
       if (web) web->stop(std::chrono::milliseconds(0));

@@ -12,6 +12,7 @@ LaunchBuilder launcher_from_registry(const ExternalSettings& settings, std::stri
     in.version = settings.engine_version;
     in.model = model;
     in.served_model_name = settings.served_model_name;
+    in.kv_cache_dtype = settings.kv_cache_dtype;
     in.venv = settings.venv;
     in.port = port;
     in.work_dir = work_dir;

@@ -71,6 +71,9 @@ struct HttpServer::Impl {
   HttpServerCallbacks cb;
   Logger& log;
   std::unique_ptr<Server> server;
+  // What handlers read: workers answer requests as soon as Server::start binds, before
+  // `server` is assigned (a health probe polling the port hit that window and crashed).
+  std::atomic<Server*> live{nullptr};
   std::uint64_t id_prefix = 0;
   std::atomic<std::uint64_t> next_request{1};
   std::int64_t started_unix = 0;
@@ -120,10 +123,11 @@ struct HttpServer::Impl {
     }
     out += "# HELP cyllm_http_open_connections Open HTTP connections.\n";
     out += "# TYPE cyllm_http_open_connections gauge\n";
-    out += "cyllm_http_open_connections " + std::to_string(server->open_connections()) + "\n";
+    Server* s = live.load();
+    out += "cyllm_http_open_connections " + std::to_string(s ? s->open_connections() : 0) + "\n";
     out += "# HELP cyllm_http_requests_in_flight HTTP requests being answered.\n";
     out += "# TYPE cyllm_http_requests_in_flight gauge\n";
-    out += "cyllm_http_requests_in_flight " + std::to_string(server->requests_in_flight()) + "\n";
+    out += "cyllm_http_requests_in_flight " + std::to_string(s ? s->requests_in_flight() : 1) + "\n";
     if (cb.metrics_text) out += cb.metrics_text();
     return out;
   }
@@ -254,7 +258,8 @@ struct HttpServer::Impl {
       return;
     }
     if (label == "/health/ready" || label == "/health") {
-      const bool draining = server->draining();
+      Server* s = live.load();
+      const bool draining = s && s->draining();
       const bool ready = !draining && (!cb.ready || cb.ready());
       w.send(ready ? 200 : 503, "application/json",
              ready ? "{\"status\":\"ready\"}" : (draining ? "{\"status\":\"draining\"}" : "{\"status\":\"loading\"}"));
@@ -302,6 +307,7 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(HttpServerConfig config, H
       log);
   if (!server.ok()) return std::move(server).error();
   impl->server = std::move(*server);
+  impl->live.store(impl->server.get());
   log.log(LogLevel::Info, "HTTP API listening",
           {{"host", impl->cfg.host}, {"port", std::to_string(impl->server->port())}});
   return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));

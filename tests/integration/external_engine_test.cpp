@@ -103,6 +103,11 @@ std::string get_metrics(int port) {
   return r->body;
 }
 
+void require_loaded(engine::BaseEngine& eng, const std::string& model) {
+  auto r = eng.load_model(model, {});
+  REQUIRE_MESSAGE(r.ok(), r.error().to_string());
+}
+
 void check_no_children_left() {
   // stop() reaps the leader; nothing of ours may linger, zombie or alive.
   const auto kids = children();
@@ -184,7 +189,7 @@ TEST_CASE("process engine: GPU memory from NVML per process; cancel closes the s
   auto opts = serve_options(dir, l);
   opts.nvml_library = test::fake_nvml_path().string();
   auto eng = external::make_process_engine(opts, log);
-  REQUIRE(eng->load_model(model, {}).ok());
+  require_loaded(*eng, model);
 
   // Memory: NVML's per-process accounting for the child's group when a driver answers
   // (here the fake libnvidia-ml), else the group's RSS.
@@ -245,7 +250,7 @@ TEST_CASE("process engine: kill -9 mid-stream -> engine.unavailable with the log
   auto opts = serve_options(dir, l);
   opts.restart_backoff = 30s;
   auto eng = external::make_process_engine(opts, log);
-  REQUIRE(eng->load_model(model, {}).ok());
+  require_loaded(*eng, model);
   REQUIRE(children().size() == 1);
   const pid_t first = children()[0].first;
 
@@ -307,7 +312,8 @@ TEST_CASE("process engine: a restart that fails backs off, and requests say when
     return s;
   };
   auto eng = external::make_process_engine(opts, log);
-  REQUIRE(eng->load_model(model, {}).ok());
+  auto loaded = eng->load_model(model, {});
+  REQUIRE_MESSAGE(loaded.ok(), loaded.error().to_string());
   REQUIRE(children().size() == 1);
   REQUIRE(::kill(children()[0].first, SIGKILL) == 0);
   std::this_thread::sleep_for(200ms);
@@ -480,4 +486,51 @@ TEST_CASE("cy-llm-serve --engine openai --upstream: a second cy-llm-serve proxie
   REQUIRE_FALSE(stopped.is_null());
   CHECK(stopped["drained"] == true);
   CHECK(proxy.wait_exit() == 0);
+}
+
+TEST_CASE("cy-llm-serve --engine vllm --venv: the registry's launch starts the venv's vllm and serves through it") {
+  // The venv's bin/vllm is a stand-in that serves with cy-llm-serve (tests/fixtures/fake_engines).
+  test::TempDir dir;
+  const std::string model = test::write_slow_model(dir);
+  test::RecordingLogger log;
+  auto native = engine::make_native_engine({}, log);
+  REQUIRE(native->load_model(model, {}).ok());
+  auto want = native->stream_predict(greedy("Hello world", 10), nullptr);
+  REQUIRE(want.ok());
+  native->unload_model();
+
+  const std::string serve_bin = (test::tools_dir() / "cy-llm-serve").string();
+  ::setenv("CYLLM_SERVE", serve_bin.c_str(), 1);
+  const std::string venv = (test::fixtures_dir() / "fake_engines").string();
+  const std::string work = (dir.path() / "vllm-work").string();
+  test::ServerProcess server({"--engine", "vllm", "--engine-version", "0.9.2", "--venv", venv, "-m", model, "-c", "512",
+                              "--work-dir", work, "--uds", (dir.path() / "s.sock").string(), "--http-port", "0",
+                              "--log-format", "json", "-v"},
+                             dir.path() / "err.log");
+  auto ready = server.wait_event("ready");
+  ::unsetenv("CYLLM_SERVE");
+  REQUIRE_MESSAGE(!ready.is_null(), test::read_text(dir.path() / "err.log") << test::read_text(work + "/engine.log"));
+  const std::string engine_log = test::read_text(work + "/engine.log");
+  // vLLM 0.9.2's launch from the registry: `vllm serve MODEL`, loopback, the context from -c,
+  // and --disable-log-requests (request logging was on by default before 0.10.1).
+  CHECK(engine_log.find("fake vllm: serve " + model + " --host 127.0.0.1 --port ") != std::string::npos);
+  CHECK(engine_log.find("--max-model-len 512") != std::string::npos);
+  CHECK(engine_log.find("--disable-log-requests") != std::string::npos);
+
+  http::HttpClient c("127.0.0.1", static_cast<std::uint16_t>(ready["http_port"].get<int>()));
+  auto r = c.request("POST", "/v1/completions", R"({"prompt":"Hello world","max_tokens":10,"temperature":0})");
+  REQUIRE(r.ok());
+  REQUIRE_MESSAGE(r->status == 200, r->body);
+  CHECK(nlohmann::json::parse(r->body)["choices"][0]["text"] == want->text);
+
+  // The engine's pid, from cy-llm-serve's log; SIGTERM stops the engine with the server.
+  const std::string err = test::read_text(dir.path() / "err.log");
+  const auto at = err.find("\"pid\":\"");
+  REQUIRE(at != std::string::npos);
+  const pid_t engine_pid = static_cast<pid_t>(std::atol(err.c_str() + at + 7));
+  REQUIRE(engine_pid > 0);
+  CHECK(::kill(engine_pid, 0) == 0);
+  server.signal(SIGTERM);
+  CHECK(server.wait_exit() == 0);
+  CHECK(::kill(engine_pid, 0) == -1);
 }

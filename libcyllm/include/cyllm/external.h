@@ -149,6 +149,7 @@ struct ExternalSettings {
   std::string engine_version;  // "" = the registry's default_version
   std::string work_dir;        // "" = a temporary directory per engine
   std::string served_model_name;
+  std::string kv_cache_dtype;  // "" = the engine's default
   std::chrono::milliseconds ready_timeout{std::chrono::minutes(15)};
   OpenAiEngineOptions upstream;  // for "openai"
 };
