@@ -27,35 +27,6 @@ Result<std::string> read_input(const std::string& path) {
   return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
 }
 
-// The registry: --registry or $CYLLM_REGISTRY replaces the built-in one; files in the
-// overlay directory ($XDG_CONFIG_HOME/cy-llm/registry.d) are added to it.
-Result<registry::Registry> load_registry_for_tool(const std::string& flag) {
-  RootedFilesystem fs("/");
-  std::string path = flag;
-  if (path.empty()) path = cli::getenv_str("CYLLM_REGISTRY").value_or("");
-  if (!path.empty()) {
-    if (path.front() != '/') {  // the loader reads through a rooted filesystem
-      char cwd[4096];
-      if (::getcwd(cwd, sizeof cwd)) path = std::string(cwd) + "/" + path;
-    }
-    return registry::load_registry(fs, path);
-  }
-  std::string overlay;
-  if (auto x = cli::getenv_str("XDG_CONFIG_HOME"); x && !x->empty()) overlay = *x + "/cy-llm/registry.d";
-  else if (auto h = cli::getenv_str("HOME")) overlay = *h + "/.config/cy-llm/registry.d";
-  std::vector<registry::SourceText> sources = registry::builtin_registry_sources();
-  if (!overlay.empty() && fs.is_directory(overlay)) {
-    auto names = fs.list_dir(overlay);
-    if (names)
-      for (const auto& n : *names) {
-        if (!(n.ends_with(".yaml") || n.ends_with(".yml") || n.ends_with(".json"))) continue;
-        auto text = fs.read_file(overlay + "/" + n);
-        if (!text) return text.error();
-        sources.push_back({overlay + "/" + n, *text});
-      }
-  }
-  return registry::load_registry_from_strings(sources);
-}
 
 // Numbered choices on the terminal, recommended first. Returns the candidate index.
 std::optional<std::size_t> prompt_engine(const std::vector<resolve::Candidate>& cands) {
@@ -161,7 +132,7 @@ int main(int argc, char** argv) {
       host = std::move(*p);
     }
 
-    auto reg = load_registry_for_tool(registry_path);
+    auto reg = cli::load_registry_for_tool(registry_path);
     if (!reg) return env.fail(reg.error());
     auto cands = resolve::list_candidates(*reg, host, o);
     if (!cands) return env.fail(cands.error());

@@ -370,7 +370,7 @@ Result<Values> make_values(const LaunchInputs& in, const Launcher& l) {
   m["gpu_memory_utilization"] = number(format_double(cfg.gpu_memory_utilization),
                                        std::fabs(cfg.gpu_memory_utilization - 0.90) > 1e-9);
   m["quantization"] = text(cfg.quantization, true);
-  m["kv_cache_dtype"] = text(in.kv_cache_dtype, true);
+  m["kv_cache_dtype"] = text(in.kv_cache_dtype == "auto" ? "" : in.kv_cache_dtype, true);  // auto: engine's
   m["tensor_parallel_size"] = number(std::to_string(cfg.tensor_parallel_size), cfg.tensor_parallel_size != 1);
   m["pipeline_parallel_size"] = number(std::to_string(cfg.pipeline_parallel_size), cfg.pipeline_parallel_size != 1);
   std::uint64_t world = std::uint64_t{cfg.tensor_parallel_size} * cfg.pipeline_parallel_size;
@@ -542,6 +542,51 @@ Result<std::vector<NodeCommand>> build_multinode_launch(const registry::Registry
   out.push_back({"serve", "on the head node, once every node has joined (`ray status`)", std::move(spec.argv),
                  std::move(spec.env)});
   return out;
+}
+
+Result<void> apply_plan(std::string_view plan_json, LaunchInputs& in) {
+  auto bad = [](std::string msg) { return Error(Errc::InvalidArgument, "not a usable plan: " + std::move(msg)); };
+  auto doc = nlohmann::json::parse(plan_json.begin(), plan_json.end(), nullptr, false);
+  if (doc.is_discarded() || !doc.is_object()) return bad("expected a JSON object (cy-llm-resolve's output)");
+  if (!doc.contains("schema") || doc["schema"] != "cy-llm.plan/v1")
+    return bad("its schema is " + (doc.contains("schema") ? doc["schema"].dump() : std::string("missing")) +
+               ", expected \"cy-llm.plan/v1\"");
+  const auto& e = doc["engine"];
+  if (!e.is_object()) return bad("it chose no engine (see its candidates and conflicts)");
+  if (!e.contains("name") || !e["name"].is_string() || !e.contains("version") || !e["version"].is_string())
+    return bad("engine.name and engine.version must be strings");
+  in.engine = e["name"].get<std::string>();
+  in.version = e["version"].get<std::string>();
+  if (!doc.contains("engine_config")) return {};
+  const auto& c = doc["engine_config"];
+  if (!c.is_object()) return bad("engine_config is not an object");
+  auto uint_of = [&](const char* key, std::uint32_t& out) -> Result<void> {
+    if (!c.contains(key) || c[key].is_null()) return {};
+    if (!c[key].is_number_integer() || c[key].get<std::int64_t>() < 0 || c[key].get<std::int64_t>() > 0x7fffffff)
+      return bad(std::string("engine_config.") + key + " is not a non-negative integer: " + c[key].dump());
+    out = static_cast<std::uint32_t>(c[key].get<std::int64_t>());
+    return {};
+  };
+  auto str_of = [&](const char* key, std::string& out) -> Result<void> {
+    if (!c.contains(key) || c[key].is_null()) return {};
+    if (!c[key].is_string()) return bad(std::string("engine_config.") + key + " is not a string: " + c[key].dump());
+    out = c[key].get<std::string>();
+    return {};
+  };
+  CYLLM_TRY_VOID(uint_of("max_model_len", in.config.max_model_len));
+  CYLLM_TRY_VOID(uint_of("tensor_parallel_size", in.config.tensor_parallel_size));
+  CYLLM_TRY_VOID(uint_of("pipeline_parallel_size", in.config.pipeline_parallel_size));
+  CYLLM_TRY_VOID(str_of("quantization", in.config.quantization));
+  CYLLM_TRY_VOID(str_of("kv_cache_dtype", in.kv_cache_dtype));
+  if (c.contains("gpu_memory_utilization") && !c["gpu_memory_utilization"].is_null()) {
+    if (!c["gpu_memory_utilization"].is_number())
+      return bad("engine_config.gpu_memory_utilization is not a number: " + c["gpu_memory_utilization"].dump());
+    in.config.gpu_memory_utilization = c["gpu_memory_utilization"].get<double>();
+  }
+  if (c.contains("extra_config") && c["extra_config"].is_object())
+    for (const auto& [k, v] : c["extra_config"].items())
+      in.config.extra_config[k] = v.is_string() ? v.get<std::string>() : v.dump();
+  return {};
 }
 
 std::string format_launch(const LaunchSpec& spec) {
