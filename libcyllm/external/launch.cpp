@@ -375,10 +375,10 @@ Result<Values> make_values(const LaunchInputs& in, const Launcher& l) {
   m["pipeline_parallel_size"] = number(std::to_string(cfg.pipeline_parallel_size), cfg.pipeline_parallel_size != 1);
   std::uint64_t world = std::uint64_t{cfg.tensor_parallel_size} * cfg.pipeline_parallel_size;
   m["world_size"] = number(std::to_string(world), false);
-  if (world <= 4096) {
+  if (cfg.tensor_parallel_size <= 4096) {  // the devices of one tensor-parallel group
     Value ids;
     ids.kind = Value::Kind::List;
-    for (std::uint64_t i = 0; i < world; ++i) ids.numbers.push_back(std::to_string(i));
+    for (std::uint32_t i = 0; i < cfg.tensor_parallel_size; ++i) ids.numbers.push_back(std::to_string(i));
     m["device_ids"] = ids;
   }
   m["nnodes"] = number(std::to_string(in.nnodes), false);
@@ -430,6 +430,7 @@ Result<LaunchSpec> build(const Chosen& c, const LaunchInputs& in, const std::vec
   for (const auto& s : l.fixed_args) collect_names(s, used);
   for (const auto& [k, s] : l.env) collect_names(s, used);
   if (l.config_file) collect_names(l.config_file->content, used);
+  if (used.count("model_name")) used.insert("served_model_name");  // model_name is built from it
 
   spec.argv = CYLLM_TRY(substitute_all(l.command, vals, "command"));
   std::optional<TemplateValue> config;

@@ -140,15 +140,18 @@ TEST_CASE("MindIE: config.json layout differs between 1.0 and 2.x") {
   in.config.max_model_len = 8192;
   in.config.tensor_parallel_size = 4;
   in.config.quantization = "w8a8";
+  in.config.pipeline_parallel_size = 2;
+  in.served_model_name = "qwen-7b";
   in.config.extra_config = {{"BackendConfig.ScheduleConfig.maxBatchSize", "64"},
                             {"BackendConfig.ModelDeployConfig.ModelConfig[0].trustRemoteCode", "true"}};
   auto spec = build_launch(builtin(), in);
   REQUIRE(spec.ok());
-  CHECK(spec->ignored == std::vector<std::string>{"quantization=w8a8"});
+  CHECK(spec->ignored == std::vector<std::string>{"quantization=w8a8", "pipeline_parallel_size=2"});
   CHECK(spec->env.at("MIES_CONFIG_JSON_PATH") == "/run/cy-llm/launch/config.json");
   CHECK(spec->health_path == "/v2/health/ready");
   check_golden("mindie-3.0.0", format_launch(*spec));
 
+  in.config.pipeline_parallel_size = 1;
   in.config.extra_config = {{"BackendConfig.ModelDeployConfig.ModelConfig[3].x", "1"}};
   CHECK(error_of(in) == "config key \"BackendConfig.ModelDeployConfig.ModelConfig[3].x\": \"ModelConfig\" has no item 3");
 }
