@@ -5,9 +5,12 @@
 #include <fstream>
 #include <iostream>
 #include <iterator>
+#include <string>
+#include <vector>
 
 #include "common/cli.h"
 #include "cyllm/engine.h"
+#include "cyllm/external.h"
 #include "cyllm/gguf.h"
 
 using namespace cyllm;
@@ -27,6 +30,87 @@ Result<std::string> cache_dir() {
   if (auto x = cli::getenv_str("XDG_CACHE_HOME"); x && !x->empty()) return *x;
   if (auto h = cli::getenv_str("HOME"); h && !h->empty()) return *h + "/.cache";
   return Error(Errc::NotFound, "neither $XDG_CACHE_HOME nor $HOME is set; cannot place the demo model");
+}
+
+// Options of an external engine's launch (--print-launch).
+struct LaunchFlags {
+  std::string engine = "native", version, plan, venv, registry, work_dir, ray_address, quantization;
+  std::vector<std::string> extra;
+  std::uint32_t tp = 1, pp = 1, nnodes = 1;
+  std::uint16_t port = 8000;
+  double gpu_memory_utilization = 0.90;
+  bool print = false;
+};
+
+Result<std::string> read_text_file(const std::string& path) {
+  if (path == "-")
+    return std::string((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return Error(Errc::NotFound, "cannot read the plan \"" + path + "\"");
+  return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+}
+
+std::string absolute(const std::string& path) {
+  if (path.empty() || path.front() == '/') return path;
+  char cwd[4096];
+  return ::getcwd(cwd, sizeof cwd) ? std::string(cwd) + "/" + path : path;
+}
+
+// --print-launch: the command line, environment and config files that would start the
+// engine (or the multi-node plan), on stdout.
+int print_launch(cli::ToolEnv& env, const CLI::App& app, const LaunchFlags& f, const std::string& model,
+                 const engine::EngineConfig& cfg) {
+  auto usage = [&](const std::string& msg) { return env.fail(Error(Errc::Usage, msg)); };
+  external::LaunchInputs in;
+  in.engine = f.engine;
+  in.version = f.version;
+  in.config = cfg;
+  in.config.extra_config.clear();
+  if (!f.plan.empty()) {
+    auto text = read_text_file(f.plan);
+    if (!text) return env.fail(text.error());
+    if (auto r = external::apply_plan(*text, in); !r) return env.fail(std::move(r).error().with_context("reading " + f.plan));
+    if (cfg.max_model_len != 0) in.config.max_model_len = cfg.max_model_len;
+    if (app.count("--engine")) in.engine = f.engine;
+    if (app.count("--engine-version")) in.version = f.version;
+  }
+  if (in.engine == "native" || in.engine == "cpu")
+    return usage("--print-launch needs an external engine: --engine vllm|vllm-ascend|tensorrt_llm|mindie or --plan");
+  if (model.empty()) return usage("no model: pass -m MODEL (a path or hub id the engine loads)");
+  in.model = model;
+  in.venv = absolute(f.venv);
+  in.port = f.port;
+  in.nnodes = f.nnodes;
+  in.ray_address = f.ray_address;
+  if (app.count("--tensor-parallel-size")) in.config.tensor_parallel_size = f.tp;
+  if (app.count("--pipeline-parallel-size")) in.config.pipeline_parallel_size = f.pp;
+  if (app.count("--gpu-memory-utilization")) in.config.gpu_memory_utilization = f.gpu_memory_utilization;
+  if (app.count("--quantization")) in.config.quantization = f.quantization;
+  for (const auto& kv : f.extra) {
+    auto eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) return usage("--extra " + kv + ": expected KEY=VALUE");
+    in.config.extra_config[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  in.work_dir = absolute(f.work_dir);
+  if (in.work_dir.empty()) {
+    auto dir = cache_dir();
+    if (!dir) return env.fail(dir.error());
+    in.work_dir = absolute(*dir) + "/cy-llm/launch";
+  }
+  auto reg = cli::load_registry_for_tool(f.registry);
+  if (!reg) return env.fail(reg.error());
+  std::string text;
+  if (!f.ray_address.empty() || f.nnodes > 1) {
+    auto plan = external::build_multinode_launch(*reg, in);
+    if (!plan) return env.fail(plan.error());
+    text = external::format_multinode_launch(*plan);
+  } else {
+    auto spec = external::build_launch(*reg, in);
+    if (!spec) return env.fail(spec.error());
+    text = external::format_launch(*spec);
+  }
+  std::fwrite(text.data(), 1, text.size(), stdout);
+  return std::fflush(stdout) == 0 ? 0 : 1;
 }
 
 }  // namespace
@@ -75,12 +159,37 @@ int main(int argc, char** argv) {
         ->option_text("NAME");
     app.add_flag("--inspect", inspect, "Print the model's metadata and tensor table as JSON and exit");
     app.add_flag("--demo", demo, "Use a generated demo model with RANDOM weights (no download needed)");
+    LaunchFlags lf;
+    app.add_option("--engine", lf.engine, "Engine: native (default) or an external one (vllm, vllm-ascend, "
+                   "tensorrt_llm, mindie); external engines need --print-launch for now")->option_text("NAME");
+    app.add_option("--engine-version", lf.version, "External engine version (default: the registry's)")->option_text("VER");
+    app.add_option("--plan", lf.plan, "Take the engine, version and engine_config from a cy-llm-resolve plan "
+                   "(- for stdin)")->option_text("FILE");
+    app.add_option("--venv", lf.venv, "The external engine's venv (cy-llm-fetch --install); default: PATH")->option_text("DIR");
+    app.add_option("--tensor-parallel-size", lf.tp, "External engines: GPUs per pipeline stage (default 1)")->option_text("N");
+    app.add_option("--pipeline-parallel-size", lf.pp, "External engines: pipeline stages (default 1)")->option_text("N");
+    app.add_option("--gpu-memory-utilization", lf.gpu_memory_utilization,
+                   "External engines: share of GPU memory to use (default 0.9)")->option_text("F");
+    app.add_option("--quantization", lf.quantization, "External engines: quantization method (awq, fp8, ...)")->option_text("Q");
+    app.add_option("--extra", lf.extra, "External engines: KEY=VALUE into extra_config (repeatable)")->option_text("KEY=VALUE");
+    app.add_option("--ray-address", lf.ray_address, "Multi-node: the Ray head's HOST:PORT")->option_text("HOST:PORT");
+    app.add_option("--nnodes", lf.nnodes, "Multi-node: number of nodes (default 1)")->option_text("N");
+    app.add_option("--port", lf.port, "External engines: the server's port (default 8000)")->option_text("N");
+    app.add_option("--work-dir", lf.work_dir, "Where generated engine config files go "
+                   "(default $XDG_CACHE_HOME/cy-llm/launch)")->option_text("DIR");
+    app.add_option("--registry", lf.registry,
+                   "Registry file or directory instead of the built-in one (also $CYLLM_REGISTRY)")->option_text("FILE|DIR");
+    app.add_flag("--print-launch", lf.print, "Print how the external engine would be started (command line, "
+                 "environment, config files) and exit");
     app.footer("Exit status: 0 ok, 1 input/environment, 2 usage, 3 internal, 130 interrupted.\nSee cy-llm-run(1).");
     if (auto rc = cli::parse_or_exit(app, argc, argv)) return *rc;
     env.configure(common);
     prompt_given = app.count("--prompt") > 0;
     auto usage = [&](const std::string& msg) { return env.fail(Error(Errc::Usage, msg)); };
 
+    if (lf.print) return print_launch(env, app, lf, model, cfg);
+    if ((lf.engine != "native" && lf.engine != "cpu") || !lf.plan.empty())
+      return usage("running external engines from cy-llm-run is not wired yet (use --print-launch)");
     if (demo && !model.empty()) return usage("--demo and -m/--model exclude each other");
     if (demo) {
       auto dir = cache_dir();

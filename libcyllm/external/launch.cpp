@@ -57,6 +57,13 @@ Value number(std::string s, bool non_default) {
 
 Error invalid(std::string message) { return Error(Errc::InvalidRequest, std::move(message)); }
 
+// nlohmann's dump() throws on invalid UTF-8 (registry text is not checked for it): replace
+// such bytes with U+FFFD instead.
+template <class J>
+std::string dump(const J& j, int indent = -1) {
+  return j.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 // The placeholder values of one launch.
 struct Values {
   std::map<std::string, Value> by_name;
@@ -243,15 +250,15 @@ std::string yaml_scalar(const TemplateValue& t) {
   switch (t.kind) {
     case TemplateValue::Kind::Null: return "null";
     case TemplateValue::Kind::Bool: return t.text;
-    case TemplateValue::Kind::Number: return to_json(t).dump();
-    default: return nlohmann::json(t.text).dump();
+    case TemplateValue::Kind::Number: return dump(to_json(t));
+    default: return dump(nlohmann::json(t.text));
   }
 }
 std::string yaml_key(const std::string& k) {
   bool plain = !k.empty() && std::all_of(k.begin(), k.end(), [](char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
   });
-  return plain ? k : nlohmann::json(k).dump();
+  return plain ? k : dump(nlohmann::json(k));
 }
 bool is_container(const TemplateValue& t) {
   return (t.kind == TemplateValue::Kind::Map && !t.entries.empty()) ||
@@ -290,7 +297,7 @@ std::string render(const TemplateValue& t, const std::string& format) {
     emit_yaml(t, 0, out);
     return out;
   }
-  return to_json(t).dump(4) + "\n";
+  return dump(to_json(t), 4) + "\n";
 }
 
 // extra_config key -> command-line flag name: "enforce_eager" -> "enforce-eager".
@@ -370,15 +377,15 @@ Result<Values> make_values(const LaunchInputs& in, const Launcher& l) {
   m["gpu_memory_utilization"] = number(format_double(cfg.gpu_memory_utilization),
                                        std::fabs(cfg.gpu_memory_utilization - 0.90) > 1e-9);
   m["quantization"] = text(cfg.quantization, true);
-  m["kv_cache_dtype"] = text(in.kv_cache_dtype, true);
+  m["kv_cache_dtype"] = text(in.kv_cache_dtype == "auto" ? "" : in.kv_cache_dtype, true);  // auto: engine's
   m["tensor_parallel_size"] = number(std::to_string(cfg.tensor_parallel_size), cfg.tensor_parallel_size != 1);
   m["pipeline_parallel_size"] = number(std::to_string(cfg.pipeline_parallel_size), cfg.pipeline_parallel_size != 1);
   std::uint64_t world = std::uint64_t{cfg.tensor_parallel_size} * cfg.pipeline_parallel_size;
   m["world_size"] = number(std::to_string(world), false);
-  if (world <= 4096) {
+  if (cfg.tensor_parallel_size <= 4096) {  // the devices of one tensor-parallel group
     Value ids;
     ids.kind = Value::Kind::List;
-    for (std::uint64_t i = 0; i < world; ++i) ids.numbers.push_back(std::to_string(i));
+    for (std::uint32_t i = 0; i < cfg.tensor_parallel_size; ++i) ids.numbers.push_back(std::to_string(i));
     m["device_ids"] = ids;
   }
   m["nnodes"] = number(std::to_string(in.nnodes), false);
@@ -430,6 +437,7 @@ Result<LaunchSpec> build(const Chosen& c, const LaunchInputs& in, const std::vec
   for (const auto& s : l.fixed_args) collect_names(s, used);
   for (const auto& [k, s] : l.env) collect_names(s, used);
   if (l.config_file) collect_names(l.config_file->content, used);
+  if (used.count("model_name")) used.insert("served_model_name");  // model_name is built from it
 
   spec.argv = CYLLM_TRY(substitute_all(l.command, vals, "command"));
   std::optional<TemplateValue> config;
@@ -544,6 +552,51 @@ Result<std::vector<NodeCommand>> build_multinode_launch(const registry::Registry
   return out;
 }
 
+Result<void> apply_plan(std::string_view plan_json, LaunchInputs& in) {
+  auto bad = [](std::string msg) { return Error(Errc::InvalidArgument, "not a usable plan: " + std::move(msg)); };
+  auto doc = nlohmann::json::parse(plan_json.begin(), plan_json.end(), nullptr, false);
+  if (doc.is_discarded() || !doc.is_object()) return bad("expected a JSON object (cy-llm-resolve's output)");
+  if (!doc.contains("schema") || doc["schema"] != "cy-llm.plan/v1")
+    return bad("its schema is " + (doc.contains("schema") ? dump(doc["schema"]) : std::string("missing")) +
+               ", expected \"cy-llm.plan/v1\"");
+  const auto& e = doc["engine"];
+  if (!e.is_object()) return bad("it chose no engine (see its candidates and conflicts)");
+  if (!e.contains("name") || !e["name"].is_string() || !e.contains("version") || !e["version"].is_string())
+    return bad("engine.name and engine.version must be strings");
+  in.engine = e["name"].get<std::string>();
+  in.version = e["version"].get<std::string>();
+  if (!doc.contains("engine_config")) return {};
+  const auto& c = doc["engine_config"];
+  if (!c.is_object()) return bad("engine_config is not an object");
+  auto uint_of = [&](const char* key, std::uint32_t& out) -> Result<void> {
+    if (!c.contains(key) || c[key].is_null()) return {};
+    if (!c[key].is_number_integer() || c[key].get<std::int64_t>() < 0 || c[key].get<std::int64_t>() > 0x7fffffff)
+      return bad(std::string("engine_config.") + key + " is not a non-negative integer: " + dump(c[key]));
+    out = static_cast<std::uint32_t>(c[key].get<std::int64_t>());
+    return {};
+  };
+  auto str_of = [&](const char* key, std::string& out) -> Result<void> {
+    if (!c.contains(key) || c[key].is_null()) return {};
+    if (!c[key].is_string()) return bad(std::string("engine_config.") + key + " is not a string: " + dump(c[key]));
+    out = c[key].get<std::string>();
+    return {};
+  };
+  CYLLM_TRY_VOID(uint_of("max_model_len", in.config.max_model_len));
+  CYLLM_TRY_VOID(uint_of("tensor_parallel_size", in.config.tensor_parallel_size));
+  CYLLM_TRY_VOID(uint_of("pipeline_parallel_size", in.config.pipeline_parallel_size));
+  CYLLM_TRY_VOID(str_of("quantization", in.config.quantization));
+  CYLLM_TRY_VOID(str_of("kv_cache_dtype", in.kv_cache_dtype));
+  if (c.contains("gpu_memory_utilization") && !c["gpu_memory_utilization"].is_null()) {
+    if (!c["gpu_memory_utilization"].is_number())
+      return bad("engine_config.gpu_memory_utilization is not a number: " + dump(c["gpu_memory_utilization"]));
+    in.config.gpu_memory_utilization = c["gpu_memory_utilization"].get<double>();
+  }
+  if (c.contains("extra_config") && c["extra_config"].is_object())
+    for (const auto& [k, v] : c["extra_config"].items())
+      in.config.extra_config[k] = v.is_string() ? v.get<std::string>() : dump(v);
+  return {};
+}
+
 std::string format_launch(const LaunchSpec& spec) {
   std::string out = "# " + spec.engine + " " + spec.version + ", launcher " + spec.source +
                     (spec.verified ? "" : " (facts not all verified)") + "\n";
@@ -551,7 +604,7 @@ std::string format_launch(const LaunchSpec& spec) {
   if (!spec.ignored.empty()) out += "# ignored (this engine version cannot honour): " + join(spec.ignored, ", ") + "\n";
   if (!spec.oom_patterns.empty()) {
     std::vector<std::string> quoted;
-    for (const auto& p : spec.oom_patterns) quoted.push_back(nlohmann::json(p).dump());
+    for (const auto& p : spec.oom_patterns) quoted.push_back(dump(nlohmann::json(p)));
     out += "# out of memory when the log shows: " + join(quoted, ", ") + "\n";
   }
   for (const auto& f : spec.files) {

@@ -133,7 +133,7 @@ const std::vector<std::string_view>& launcher_fields() {
 const std::vector<std::string_view>& launcher_placeholders() {
   // The fields above, plus: value (inside args), model, model_name (served_model_name, else
   // the model's last path component), venv_bin, work_dir, config_file (the generated
-  // file's path), world_size (tp x pp), device_ids ([0 .. world_size-1]), ray_address,
+  // file's path), world_size (tp x pp), device_ids ([0 .. tensor_parallel_size-1]), ray_address,
   // ray_port, nnodes.
   static const std::vector<std::string_view> names = [] {
     std::vector<std::string_view> v(launcher_fields());

@@ -134,4 +134,32 @@ int guarded_main(ToolEnv& env, const std::function<int()>& body) {
   }
 }
 
+Result<registry::Registry> load_registry_for_tool(const std::string& flag) {
+  RootedFilesystem fs("/");
+  std::string path = flag;
+  if (path.empty()) path = cli::getenv_str("CYLLM_REGISTRY").value_or("");
+  if (!path.empty()) {
+    if (path.front() != '/') {  // the loader reads through a rooted filesystem
+      char cwd[4096];
+      if (::getcwd(cwd, sizeof cwd)) path = std::string(cwd) + "/" + path;
+    }
+    return registry::load_registry(fs, path);
+  }
+  std::string overlay;
+  if (auto x = cli::getenv_str("XDG_CONFIG_HOME"); x && !x->empty()) overlay = *x + "/cy-llm/registry.d";
+  else if (auto h = cli::getenv_str("HOME")) overlay = *h + "/.config/cy-llm/registry.d";
+  std::vector<registry::SourceText> sources = registry::builtin_registry_sources();
+  if (!overlay.empty() && fs.is_directory(overlay)) {
+    auto names = fs.list_dir(overlay);
+    if (names)
+      for (const auto& n : *names) {
+        if (!(n.ends_with(".yaml") || n.ends_with(".yml") || n.ends_with(".json"))) continue;
+        auto text = fs.read_file(overlay + "/" + n);
+        if (!text) return text.error();
+        sources.push_back({overlay + "/" + n, *text});
+      }
+  }
+  return registry::load_registry_from_strings(sources);
+}
+
 }  // namespace cyllm::cli

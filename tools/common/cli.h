@@ -15,6 +15,7 @@
 #include "cyllm/context.h"
 #include "cyllm/error.h"
 #include "cyllm/log.h"
+#include "cyllm/registry.h"
 
 namespace cyllm::cli {
 
@@ -62,6 +63,11 @@ std::optional<int> parse_or_exit(CLI::App& app, int argc, char** argv);
 bool print_json(const nlohmann::ordered_json& doc);
 
 std::optional<std::string> getenv_str(const char* name);
+
+// The registry for a tool: --registry FILE|DIR (`flag`) or $CYLLM_REGISTRY replaces the
+// built-in one; files in the overlay directory ($XDG_CONFIG_HOME/cy-llm/registry.d, else
+// ~/.config/cy-llm/registry.d) are added to it.
+Result<registry::Registry> load_registry_for_tool(const std::string& flag);
 std::vector<std::string> path_entries();  // $PATH split on ':'
 
 // Runs `body` and turns escaping exceptions into exit code 3 (a bug, never bad input).

@@ -14,50 +14,27 @@ namespace {
 
 Error usage(std::string msg) { return Error(Errc::Usage, std::move(msg)); }
 
-Result<nlohmann::json> read_plan(const std::string& path) {
-  std::string text;
-  if (path == "-") {
-    text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
-  } else {
-    std::ifstream f(path, std::ios::binary);
-    if (!f) return Error(Errc::NotFound, "cannot read the plan \"" + path + "\"");
-    text.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
-  }
-  auto j = nlohmann::json::parse(text, nullptr, false);
-  if (j.is_discarded() || !j.is_object() || j.value("schema", "") != "cy-llm.plan/v1")
-    return Error(Errc::Parse, "\"" + path + "\" is not a cy-llm-resolve plan (schema cy-llm.plan/v1)");
-  return j;
+Result<std::string> read_plan(const std::string& path) {
+  if (path == "-") return std::string(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return Error(Errc::NotFound, "cannot read the plan \"" + path + "\"");
+  return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+}
+
+// With several plan environments, cy-llm-fetch --install puts each venv in --venv/<name>;
+// the engine's is the one that is not the worker's "base".
+std::string engine_venv(const std::string& plan_text, const std::string& venv) {
+  auto j = nlohmann::json::parse(plan_text, nullptr, false);
+  if (venv.empty() || j.is_discarded() || !j.is_object() || !j.contains("environments") ||
+      !j["environments"].is_array() || j["environments"].size() < 2)
+    return venv;
+  for (const auto& env : j["environments"])
+    if (env.is_object() && env.contains("name") && env["name"].is_string() && env["name"] != "base")
+      return venv + "/" + env["name"].get<std::string>();
+  return venv;
 }
 
 }  // namespace
-
-Result<registry::Registry> load_registry_for_tool(const std::string& flag) {
-  RootedFilesystem fs("/");
-  std::string path = flag;
-  if (path.empty()) path = getenv_str("CYLLM_REGISTRY").value_or("");
-  if (!path.empty()) {
-    if (path.front() != '/') {  // the loader reads through a rooted filesystem
-      char cwd[4096];
-      if (::getcwd(cwd, sizeof cwd)) path = std::string(cwd) + "/" + path;
-    }
-    return registry::load_registry(fs, path);
-  }
-  std::string overlay;
-  if (auto x = getenv_str("XDG_CONFIG_HOME"); x && !x->empty()) overlay = *x + "/cy-llm/registry.d";
-  else if (auto h = getenv_str("HOME")) overlay = *h + "/.config/cy-llm/registry.d";
-  std::vector<registry::SourceText> sources = registry::builtin_registry_sources();
-  if (!overlay.empty() && fs.is_directory(overlay)) {
-    auto names = fs.list_dir(overlay);
-    if (names)
-      for (const auto& n : *names) {
-        if (!(n.ends_with(".yaml") || n.ends_with(".yml") || n.ends_with(".json"))) continue;
-        auto text = fs.read_file(overlay + "/" + n);
-        if (!text) return text.error();
-        sources.push_back({overlay + "/" + n, *text});
-      }
-  }
-  return registry::load_registry_from_strings(sources);
-}
 
 void add_engine_flags(CLI::App& app, EngineFlags& f) {
   const char* group = "Engine";
@@ -115,41 +92,22 @@ void add_engine_flags(CLI::App& app, EngineFlags& f) {
 Result<void> apply_engine_flags(EngineFlags& f, engine::EngineConfig& config, EngineSetup& setup) {
   std::string kv_cache_dtype;
   if (!f.plan.empty()) {
-    auto plan = read_plan(f.plan);
-    if (!plan) return plan.error();
-    const auto& j = *plan;
-    const bool engine_given = f.engine != "native";
-    if (j.contains("engine") && j["engine"].is_object()) {
-      const auto& e = j["engine"];
-      if (!engine_given && e.contains("name") && e["name"].is_string()) f.engine = e["name"].get<std::string>();
-      if (f.engine_version.empty() && e.contains("version") && e["version"].is_string() &&
-          (!engine_given || e.value("name", "") == f.engine))
-        f.engine_version = e["version"].get<std::string>();
-    }
-    if (f.engine == "cy-llm") f.engine = "native";  // the registry's name for the native engine
-    if (j.contains("engine_config") && j["engine_config"].is_object()) {
-      const auto& c = j["engine_config"];
-      if (config.max_model_len == 0 && c.contains("max_model_len") && c["max_model_len"].is_number_unsigned())
-        config.max_model_len = c["max_model_len"].get<std::uint32_t>();
-      if (f.gpu_memory_utilization == 0 && c.contains("gpu_memory_utilization") && c["gpu_memory_utilization"].is_number())
-        f.gpu_memory_utilization = c["gpu_memory_utilization"].get<double>();
-      if (f.quantization.empty() && c.contains("quantization") && c["quantization"].is_string())
-        f.quantization = c["quantization"].get<std::string>();
-      if (f.tensor_parallel_size == 0 && c.contains("tensor_parallel_size") && c["tensor_parallel_size"].is_number_unsigned())
-        f.tensor_parallel_size = c["tensor_parallel_size"].get<std::uint32_t>();
-      if (c.contains("kv_cache_dtype") && c["kv_cache_dtype"].is_string() && c["kv_cache_dtype"] != "auto")
-        kv_cache_dtype = c["kv_cache_dtype"].get<std::string>();
-      if (c.contains("extra_config") && c["extra_config"].is_object())
-        for (const auto& [k, v] : c["extra_config"].items())
-          config.extra_config[k] = v.is_string() ? v.get<std::string>() : v.dump();
-    }
-    // Several environments: the engine's venv is the one that is not the worker's "base".
-    if (!f.venv.empty() && j.contains("environments") && j["environments"].is_array() && j["environments"].size() > 1)
-      for (const auto& env : j["environments"])
-        if (env.is_object() && env.contains("name") && env["name"].is_string() && env["name"] != "base") {
-          f.venv += "/" + env["name"].get<std::string>();
-          break;
-        }
+    auto text = read_plan(f.plan);
+    if (!text) return text.error();
+    external::LaunchInputs in;
+    in.config = config;
+    if (auto r = external::apply_plan(*text, in); !r) return std::move(r).error().with_context("reading " + f.plan);
+    // Flags given explicitly win over the plan.
+    if (f.engine == "native") f.engine = in.engine == "cy-llm" ? "native" : in.engine;
+    if (f.engine_version.empty() && in.engine == f.engine) f.engine_version = in.version;
+    if (config.max_model_len == 0) config.max_model_len = in.config.max_model_len;
+    if (f.gpu_memory_utilization == 0) f.gpu_memory_utilization = in.config.gpu_memory_utilization;
+    if (f.quantization.empty()) f.quantization = in.config.quantization;
+    if (f.tensor_parallel_size == 0) f.tensor_parallel_size = in.config.tensor_parallel_size;
+    if (f.pipeline_parallel_size == 0) f.pipeline_parallel_size = in.config.pipeline_parallel_size;
+    if (in.kv_cache_dtype != "auto") kv_cache_dtype = in.kv_cache_dtype;
+    for (const auto& [k, v] : in.config.extra_config) config.extra_config.emplace(k, v);
+    f.venv = engine_venv(*text, f.venv);
   }
   for (const auto& kv : f.extra) {
     const auto eq = kv.find('=');

@@ -14,10 +14,6 @@
 
 namespace cyllm::cli {
 
-// The registry: --registry or $CYLLM_REGISTRY replaces the built-in one; files in the
-// overlay directory ($XDG_CONFIG_HOME/cy-llm/registry.d) are added to it.
-Result<registry::Registry> load_registry_for_tool(const std::string& flag);
-
 struct EngineFlags {
   std::string engine = "native";
   std::string engine_version;

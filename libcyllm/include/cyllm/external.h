@@ -17,6 +17,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "cyllm/engine.h"
@@ -69,6 +70,12 @@ struct LaunchSpec {
 // Errors: engine.invalid_request naming the engine/version when no launcher covers it, or
 // a config value the engine version refuses (names the field and the value).
 Result<LaunchSpec> build_launch(const registry::Registry& reg, const LaunchInputs& in);
+
+// Takes engine.name, engine.version and engine_config (max_model_len,
+// gpu_memory_utilization, quantization, kv_cache_dtype, tensor_parallel_size,
+// extra_config) from a `cy-llm.plan/v1` document (cy-llm-resolve's stdout) into `in`.
+// Errors: InvalidArgument for text that is not such a plan or a plan without an engine.
+Result<void> apply_plan(std::string_view plan_json, LaunchInputs& in);
 
 // One command of a multi-node deployment, in the order to run them.
 struct NodeCommand {

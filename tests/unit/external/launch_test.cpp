@@ -140,15 +140,18 @@ TEST_CASE("MindIE: config.json layout differs between 1.0 and 2.x") {
   in.config.max_model_len = 8192;
   in.config.tensor_parallel_size = 4;
   in.config.quantization = "w8a8";
+  in.config.pipeline_parallel_size = 2;
+  in.served_model_name = "qwen-7b";
   in.config.extra_config = {{"BackendConfig.ScheduleConfig.maxBatchSize", "64"},
                             {"BackendConfig.ModelDeployConfig.ModelConfig[0].trustRemoteCode", "true"}};
   auto spec = build_launch(builtin(), in);
   REQUIRE(spec.ok());
-  CHECK(spec->ignored == std::vector<std::string>{"quantization=w8a8"});
+  CHECK(spec->ignored == std::vector<std::string>{"quantization=w8a8", "pipeline_parallel_size=2"});
   CHECK(spec->env.at("MIES_CONFIG_JSON_PATH") == "/run/cy-llm/launch/config.json");
   CHECK(spec->health_path == "/v2/health/ready");
   check_golden("mindie-3.0.0", format_launch(*spec));
 
+  in.config.pipeline_parallel_size = 1;
   in.config.extra_config = {{"BackendConfig.ModelDeployConfig.ModelConfig[3].x", "1"}};
   CHECK(error_of(in) == "config key \"BackendConfig.ModelDeployConfig.ModelConfig[3].x\": \"ModelConfig\" has no item 3");
 }
@@ -240,4 +243,33 @@ TEST_CASE("format_launch quotes for a POSIX shell") {
         "# ready when GET /health answers 200; OpenAI routes under /v1\n"
         "cat > /tmp/c.json <<'EOF_'\nEOF\nEOF_\n"
         "A='1 2' /bin/x 'a b' 'it'\\''s' --k=v\n");
+}
+
+TEST_CASE("apply_plan takes the engine and engine_config of a resolve plan") {
+  auto plan_text = test::read_text(test::source_root() / "tests" / "cli" / "resolve" / "a100" / "expected.stdout.json");
+  LaunchInputs in = inputs("", "");
+  REQUIRE(apply_plan(plan_text, in).ok());
+  CHECK(in.engine == "vllm");
+  CHECK(in.version == "0.8.5.post1");
+  CHECK(in.config.max_model_len == 8192);
+  CHECK(in.kv_cache_dtype == "auto");
+  auto spec = build_launch(builtin(), in);
+  REQUIRE(spec.ok());
+  // kv_cache_dtype "auto" is the engine's default: not passed, not ignored
+  CHECK(std::find(spec->argv.begin(), spec->argv.end(), "--kv-cache-dtype") == spec->argv.end());
+  CHECK(spec->ignored.empty());
+
+  LaunchInputs other;
+  auto not_plan = apply_plan(R"({"schema": "cy-llm.detect/v1"})", other);
+  REQUIRE_FALSE(not_plan.ok());
+  CHECK(not_plan.error().message() == "not a usable plan: its schema is \"cy-llm.detect/v1\", expected \"cy-llm.plan/v1\"");
+  auto no_engine = apply_plan(R"({"schema": "cy-llm.plan/v1", "engine": null})", other);
+  REQUIRE_FALSE(no_engine.ok());
+  CHECK(no_engine.error().message() == "not a usable plan: it chose no engine (see its candidates and conflicts)");
+  auto bad_tp = apply_plan(
+      R"({"schema": "cy-llm.plan/v1", "engine": {"name": "vllm", "version": "0.12.0"},
+          "engine_config": {"tensor_parallel_size": -2}})", other);
+  REQUIRE_FALSE(bad_tp.ok());
+  CHECK(bad_tp.error().message() == "not a usable plan: engine_config.tensor_parallel_size is not a non-negative integer: -2");
+  CHECK_FALSE(apply_plan("not json", other).ok());
 }
