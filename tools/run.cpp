@@ -1,4 +1,5 @@
-// cy-llm-run: one prompt through the native C++ engine, tokens streamed to stdout.
+// cy-llm-run: one prompt through an engine (native GGUF by default, or an external one),
+// tokens streamed to stdout.
 #include <unistd.h>
 
 #include <cstdio>
@@ -9,6 +10,7 @@
 #include <vector>
 
 #include "common/cli.h"
+#include "common/engine_flags.h"
 #include "cyllm/engine.h"
 #include "cyllm/external.h"
 #include "cyllm/gguf.h"
@@ -32,23 +34,13 @@ Result<std::string> cache_dir() {
   return Error(Errc::NotFound, "neither $XDG_CACHE_HOME nor $HOME is set; cannot place the demo model");
 }
 
-// Options of an external engine's launch (--print-launch).
+// Run-only options of external engines (the rest are cli::EngineFlags).
 struct LaunchFlags {
-  std::string engine = "native", version, plan, venv, registry, work_dir, ray_address, quantization;
-  std::vector<std::string> extra;
-  std::uint32_t tp = 1, pp = 1, nnodes = 1;
+  std::string ray_address;
+  std::uint32_t nnodes = 1;
   std::uint16_t port = 8000;
-  double gpu_memory_utilization = 0.90;
   bool print = false;
 };
-
-Result<std::string> read_text_file(const std::string& path) {
-  if (path == "-")
-    return std::string((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return Error(Errc::NotFound, "cannot read the plan \"" + path + "\"");
-  return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-}
 
 std::string absolute(const std::string& path) {
   if (path.empty() || path.front() == '/') return path;
@@ -58,54 +50,35 @@ std::string absolute(const std::string& path) {
 
 // --print-launch: the command line, environment and config files that would start the
 // engine (or the multi-node plan), on stdout.
-int print_launch(cli::ToolEnv& env, const CLI::App& app, const LaunchFlags& f, const std::string& model,
-                 const engine::EngineConfig& cfg) {
+int print_launch(cli::ToolEnv& env, const cli::EngineFlags& ef, const cli::EngineSetup& setup, const LaunchFlags& f,
+                 const std::string& model, const engine::EngineConfig& cfg) {
   auto usage = [&](const std::string& msg) { return env.fail(Error(Errc::Usage, msg)); };
-  external::LaunchInputs in;
-  in.engine = f.engine;
-  in.version = f.version;
-  in.config = cfg;
-  in.config.extra_config.clear();
-  if (!f.plan.empty()) {
-    auto text = read_text_file(f.plan);
-    if (!text) return env.fail(text.error());
-    if (auto r = external::apply_plan(*text, in); !r) return env.fail(std::move(r).error().with_context("reading " + f.plan));
-    if (cfg.max_model_len != 0) in.config.max_model_len = cfg.max_model_len;
-    if (app.count("--engine")) in.engine = f.engine;
-    if (app.count("--engine-version")) in.version = f.version;
-  }
-  if (in.engine == "native" || in.engine == "cpu")
+  if (ef.native() || ef.engine == "openai")
     return usage("--print-launch needs an external engine: --engine vllm|vllm-ascend|tensorrt_llm|mindie or --plan");
   if (model.empty()) return usage("no model: pass -m MODEL (a path or hub id the engine loads)");
+  external::LaunchInputs in;
+  in.engine = ef.engine;
+  in.version = ef.engine_version;
+  in.config = cfg;
+  in.kv_cache_dtype = setup.settings.kv_cache_dtype;
   in.model = model;
-  in.venv = absolute(f.venv);
+  in.venv = absolute(ef.venv);
   in.port = f.port;
   in.nnodes = f.nnodes;
   in.ray_address = f.ray_address;
-  if (app.count("--tensor-parallel-size")) in.config.tensor_parallel_size = f.tp;
-  if (app.count("--pipeline-parallel-size")) in.config.pipeline_parallel_size = f.pp;
-  if (app.count("--gpu-memory-utilization")) in.config.gpu_memory_utilization = f.gpu_memory_utilization;
-  if (app.count("--quantization")) in.config.quantization = f.quantization;
-  for (const auto& kv : f.extra) {
-    auto eq = kv.find('=');
-    if (eq == std::string::npos || eq == 0) return usage("--extra " + kv + ": expected KEY=VALUE");
-    in.config.extra_config[kv.substr(0, eq)] = kv.substr(eq + 1);
-  }
-  in.work_dir = absolute(f.work_dir);
+  in.work_dir = absolute(ef.work_dir);
   if (in.work_dir.empty()) {
     auto dir = cache_dir();
     if (!dir) return env.fail(dir.error());
     in.work_dir = absolute(*dir) + "/cy-llm/launch";
   }
-  auto reg = cli::load_registry_for_tool(f.registry);
-  if (!reg) return env.fail(reg.error());
   std::string text;
   if (!f.ray_address.empty() || f.nnodes > 1) {
-    auto plan = external::build_multinode_launch(*reg, in);
+    auto plan = external::build_multinode_launch(setup.registry, in);
     if (!plan) return env.fail(plan.error());
     text = external::format_multinode_launch(*plan);
   } else {
-    auto spec = external::build_launch(*reg, in);
+    auto spec = external::build_launch(setup.registry, in);
     if (!spec) return env.fail(spec.error());
     text = external::format_launch(*spec);
   }
@@ -119,8 +92,10 @@ int main(int argc, char** argv) {
   cli::ToolEnv env("cy-llm-run");
   return cli::guarded_main(env, [&]() -> int {
     CLI::App app{
-        "Run one prompt through the native C++ engine on a GGUF model and stream the generated\n"
-        "text to stdout; --format json prints one final document with timings instead.",
+        "Run one prompt through an engine and stream the generated text to stdout; --format json\n"
+        "prints one final document with timings instead. The engine is the native C++ engine on\n"
+        "a GGUF model unless --engine (or --plan) names an external one (vLLM, TensorRT-LLM,\n"
+        "MindIE: started from --venv, stopped after the prompt) or openai (a running server).",
         "cy-llm-run"};
     cli::CommonOptions common;
     common.format = cli::OutputFormat::Text;
@@ -159,37 +134,36 @@ int main(int argc, char** argv) {
         ->option_text("NAME");
     app.add_flag("--inspect", inspect, "Print the model's metadata and tensor table as JSON and exit");
     app.add_flag("--demo", demo, "Use a generated demo model with RANDOM weights (no download needed)");
+    cli::EngineFlags ef;
+    cli::add_engine_flags(app, ef);
     LaunchFlags lf;
-    app.add_option("--engine", lf.engine, "Engine: native (default) or an external one (vllm, vllm-ascend, "
-                   "tensorrt_llm, mindie); external engines need --print-launch for now")->option_text("NAME");
-    app.add_option("--engine-version", lf.version, "External engine version (default: the registry's)")->option_text("VER");
-    app.add_option("--plan", lf.plan, "Take the engine, version and engine_config from a cy-llm-resolve plan "
-                   "(- for stdin)")->option_text("FILE");
-    app.add_option("--venv", lf.venv, "The external engine's venv (cy-llm-fetch --install); default: PATH")->option_text("DIR");
-    app.add_option("--tensor-parallel-size", lf.tp, "External engines: GPUs per pipeline stage (default 1)")->option_text("N");
-    app.add_option("--pipeline-parallel-size", lf.pp, "External engines: pipeline stages (default 1)")->option_text("N");
-    app.add_option("--gpu-memory-utilization", lf.gpu_memory_utilization,
-                   "External engines: share of GPU memory to use (default 0.9)")->option_text("F");
-    app.add_option("--quantization", lf.quantization, "External engines: quantization method (awq, fp8, ...)")->option_text("Q");
-    app.add_option("--extra", lf.extra, "External engines: KEY=VALUE into extra_config (repeatable)")->option_text("KEY=VALUE");
-    app.add_option("--ray-address", lf.ray_address, "Multi-node: the Ray head's HOST:PORT")->option_text("HOST:PORT");
-    app.add_option("--nnodes", lf.nnodes, "Multi-node: number of nodes (default 1)")->option_text("N");
-    app.add_option("--port", lf.port, "External engines: the server's port (default 8000)")->option_text("N");
-    app.add_option("--work-dir", lf.work_dir, "Where generated engine config files go "
-                   "(default $XDG_CACHE_HOME/cy-llm/launch)")->option_text("DIR");
-    app.add_option("--registry", lf.registry,
-                   "Registry file or directory instead of the built-in one (also $CYLLM_REGISTRY)")->option_text("FILE|DIR");
+    app.add_option("--ray-address", lf.ray_address, "Multi-node (--print-launch): the Ray head's HOST:PORT")
+        ->option_text("HOST:PORT")
+        ->group("Engine");
+    app.add_option("--nnodes", lf.nnodes, "Multi-node (--print-launch): number of nodes (default 1)")
+        ->option_text("N")
+        ->group("Engine");
+    app.add_option("--port", lf.port, "--print-launch: the server's port (default 8000; a run picks a free one)")
+        ->option_text("N")
+        ->group("Engine");
     app.add_flag("--print-launch", lf.print, "Print how the external engine would be started (command line, "
-                 "environment, config files) and exit");
+                 "environment, config files) and exit")
+        ->group("Engine");
     app.footer("Exit status: 0 ok, 1 input/environment, 2 usage, 3 internal, 130 interrupted.\nSee cy-llm-run(1).");
     if (auto rc = cli::parse_or_exit(app, argc, argv)) return *rc;
     env.configure(common);
     prompt_given = app.count("--prompt") > 0;
     auto usage = [&](const std::string& msg) { return env.fail(Error(Errc::Usage, msg)); };
 
-    if (lf.print) return print_launch(env, app, lf, model, cfg);
-    if ((lf.engine != "native" && lf.engine != "cpu") || !lf.plan.empty())
-      return usage("running external engines from cy-llm-run is not wired yet (use --print-launch)");
+    cli::EngineSetup setup;
+    if (auto r = cli::apply_engine_flags(ef, cfg, setup); !r) return env.fail(r.error());
+    if (lf.print) return print_launch(env, ef, setup, lf, model, cfg);
+    const bool native = ef.native();
+    if (!native && (demo || inspect || !kv_type.empty()))
+      return usage(std::string(demo ? "--demo" : inspect ? "--inspect" : "--kv-type") + " needs the native engine");
+    if (native && (cfg.tensor_parallel_size != 1 || cfg.pipeline_parallel_size != 1 || !cfg.quantization.empty()))
+      return usage("--tensor-parallel-size, --pipeline-parallel-size and --quantization apply to external engines; "
+                   "the native engine runs the GGUF file as stored on the CPU");
     if (demo && !model.empty()) return usage("--demo and -m/--model exclude each other");
     if (demo) {
       auto dir = cache_dir();
@@ -201,7 +175,7 @@ int main(int argc, char** argv) {
                    "cy-llm-run: DEMO MODEL: %s has RANDOM weights; its output is meaningless "
                    "text. Use -m MODEL.gguf for a real model.\n", model.c_str());
     }
-    if (model.empty()) return usage("no model: pass -m MODEL.gguf (or --demo)");
+    if (model.empty() && ef.engine != "openai") return usage("no model: pass -m MODEL.gguf (or --demo)");
     if (inspect) {
       auto file = gguf::File::open(model);
       if (!file) return env.fail(std::move(file).error().with_context("inspecting " + model));
@@ -226,8 +200,7 @@ int main(int argc, char** argv) {
     }
     req.max_tokens = static_cast<std::uint32_t>(n_predict);
 
-    engine::EngineFactory factory;
-    auto eng = factory.create(cfg, env.logger());
+    auto eng = setup.factory.create(cfg, env.logger());
     if (!eng) return env.fail(eng.error());
     if (!kv_type.empty()) cfg.extra_config["kv_type"] = kv_type;
     if (auto r = (*eng)->load_model(model, cfg); !r) return env.fail(r.error());

@@ -534,3 +534,43 @@ TEST_CASE("cy-llm-serve --engine vllm --venv: the registry's launch starts the v
   CHECK(server.wait_exit() == 0);
   CHECK(::kill(engine_pid, 0) == -1);
 }
+
+TEST_CASE("cy-llm-run --engine vllm --venv: one prompt through the engine's server, which is stopped afterwards") {
+  test::TempDir dir;
+  const std::string model = test::write_slow_model(dir);
+  test::RecordingLogger log;
+  auto native = engine::make_native_engine({}, log);
+  REQUIRE(native->load_model(model, {}).ok());
+  auto want = native->stream_predict(greedy("Hello world", 10), nullptr);
+  REQUIRE(want.ok());
+  native->unload_model();
+
+  const std::string venv = (test::fixtures_dir() / "fake_engines").string();
+  const std::string work = (dir.path() / "work").string();
+  auto run = test::run_tool("cy-llm-run",
+                            {"--engine", "vllm", "--venv", venv, "-m", model, "-p", "Hello world", "-n", "10", "--temp",
+                             "0", "--work-dir", work, "-v", "--log-format", "json"},
+                            "", {"CYLLM_SERVE=" + (test::tools_dir() / "cy-llm-serve").string()});
+  INFO(run.err);
+  REQUIRE(run.exit_code == 0);
+  CHECK(run.out == want->text + "\n");
+  // The server it started is gone.
+  const auto at = run.err.find("\"pid\":\"");
+  REQUIRE(at != std::string::npos);
+  const pid_t pid = static_cast<pid_t>(std::atol(run.err.c_str() + at + 7));
+  REQUIRE(pid > 0);
+  CHECK(::kill(pid, 0) == -1);
+  CHECK(test::read_text(work + "/engine.log").find("fake vllm: serve " + model) != std::string::npos);
+
+  // The same through --engine openai against a running cy-llm-serve.
+  test::ServerProcess upstream({"-m", model, "--uds", (dir.path() / "u.sock").string(), "--http-port", "0", "-t", "1"},
+                               dir.path() / "u.err");
+  auto ready = upstream.wait_event("ready");
+  REQUIRE(!ready.is_null());
+  auto via = test::run_tool("cy-llm-run", {"--engine", "openai", "--upstream",
+                                           "http://127.0.0.1:" + std::to_string(ready["http_port"].get<int>()),
+                                           "-p", "Hello world", "-n", "10", "--temp", "0"});
+  INFO(via.err);
+  CHECK(via.exit_code == 0);
+  CHECK(via.out == want->text + "\n");
+}

@@ -34,6 +34,12 @@ std::string engine_venv(const std::string& plan_text, const std::string& venv) {
   return venv;
 }
 
+std::string absolute(const std::string& path) {
+  if (path.empty() || path.front() == '/') return path;
+  char cwd[4096];
+  return ::getcwd(cwd, sizeof cwd) ? std::string(cwd) + "/" + path : path;
+}
+
 }  // namespace
 
 void add_engine_flags(CLI::App& app, EngineFlags& f) {
@@ -138,8 +144,8 @@ Result<void> apply_engine_flags(EngineFlags& f, engine::EngineConfig& config, En
     }
     s.registry = &setup.registry;
   }
-  s.venv = f.venv;
-  s.work_dir = f.work_dir;
+  s.venv = absolute(f.venv);
+  s.work_dir = absolute(f.work_dir);
   s.engine_version = f.engine_version;
   s.served_model_name = f.served_model_name;
   s.kv_cache_dtype = kv_cache_dtype;
