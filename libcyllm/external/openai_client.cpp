@@ -91,7 +91,7 @@ size_t on_stream_body(char* data, size_t size, size_t n, void* user) {
     s.last = now;
     ++s.pieces;
     s.out.text += text;
-    return !*s.sink || (*s.sink)(text, -1);
+    return !*s.sink || (*s.sink)(text, tokenizer::kNoToken);  // the OpenAI API carries no ids
   });
   return go_on ? len : 0;  // 0 aborts the transfer: the server sees the hang-up
 }

@@ -74,7 +74,7 @@ class UpstreamStream {
 };
 
 // Streams one request (stream: true, include_usage). Pieces go to `sink` as they arrive
-// with token id -1 (the OpenAI API does not carry ids). Contract of
+// with token id tokenizer::kNoToken (-1: the OpenAI API does not carry ids). Contract of
 // engine::BaseEngine::stream_predict; a broken connection or a stream that ends without
 // [DONE] is engine.unavailable ("the stream broke: ...").
 Result<engine::Completion> stream_completion(const ClientOptions& options, const engine::Request& r,
