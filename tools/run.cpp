@@ -42,12 +42,6 @@ struct LaunchFlags {
   bool print = false;
 };
 
-std::string absolute(const std::string& path) {
-  if (path.empty() || path.front() == '/') return path;
-  char cwd[4096];
-  return ::getcwd(cwd, sizeof cwd) ? std::string(cwd) + "/" + path : path;
-}
-
 // --print-launch: the command line, environment and config files that would start the
 // engine (or the multi-node plan), on stdout.
 int print_launch(cli::ToolEnv& env, const cli::EngineFlags& ef, const cli::EngineSetup& setup, const LaunchFlags& f,
@@ -62,15 +56,15 @@ int print_launch(cli::ToolEnv& env, const cli::EngineFlags& ef, const cli::Engin
   in.config = cfg;
   in.kv_cache_dtype = setup.settings.kv_cache_dtype;
   in.model = model;
-  in.venv = absolute(ef.venv);
+  in.venv = cli::absolute(ef.venv);
   in.port = f.port;
   in.nnodes = f.nnodes;
   in.ray_address = f.ray_address;
-  in.work_dir = absolute(ef.work_dir);
+  in.work_dir = cli::absolute(ef.work_dir);
   if (in.work_dir.empty()) {
     auto dir = cache_dir();
     if (!dir) return env.fail(dir.error());
-    in.work_dir = absolute(*dir) + "/cy-llm/launch";
+    in.work_dir = cli::absolute(*dir) + "/cy-llm/launch";
   }
   std::string text;
   if (!f.ray_address.empty() || f.nnodes > 1) {

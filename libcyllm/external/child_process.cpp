@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -172,23 +173,31 @@ std::uint64_t ChildProcess::group_rss_bytes() const {
   if (!d) return 0;
   while (dirent* e = ::readdir(d)) {
     if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
-    std::ifstream stat(std::string("/proc/") + e->d_name + "/stat");
-    std::string line;
-    if (!std::getline(stat, line)) continue;
-    // pid (comm) state ppid pgrp ...: comm may hold spaces, so parse after the last ')'.
-    auto close = line.rfind(')');
-    if (close == std::string::npos) continue;
-    std::istringstream rest(line.substr(close + 1));
-    std::string state;
-    long ppid = 0, pgrp = 0;
-    rest >> state >> ppid >> pgrp;
-    if (pgrp != pid_) continue;
+    const auto st = read_proc_stat(static_cast<pid_t>(std::atol(e->d_name)));
+    if (!st || st->pgrp != pid_) continue;
     std::ifstream statm(std::string("/proc/") + e->d_name + "/statm");
     std::uint64_t size = 0, resident = 0;
     if (statm >> size >> resident) total += resident * static_cast<std::uint64_t>(page);
   }
   ::closedir(d);
   return total;
+}
+
+std::optional<ProcStat> read_proc_stat(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return std::nullopt;
+  // pid (comm) state ppid pgrp ...: comm may hold spaces and parentheses, so parse after
+  // the last ')'.
+  const auto close = line.rfind(')');
+  if (close == std::string::npos) return std::nullopt;
+  std::istringstream rest(line.substr(close + 1));
+  ProcStat st;
+  long ppid = 0, pgrp = 0;
+  if (!(rest >> st.state >> ppid >> pgrp)) return std::nullopt;
+  st.ppid = static_cast<pid_t>(ppid);
+  st.pgrp = static_cast<pid_t>(pgrp);
+  return st;
 }
 
 std::string tail_lines(const std::string& path, std::size_t n) {

@@ -50,6 +50,14 @@ class ChildProcess {
   std::string log_path_;
 };
 
+// Fields of /proc/<pid>/stat that cy-llm uses; nullopt when the process is gone.
+struct ProcStat {
+  char state = '?';  // R, S, Z, ...
+  pid_t ppid = 0;
+  pid_t pgrp = 0;
+};
+std::optional<ProcStat> read_proc_stat(pid_t pid);
+
 // The last `n` lines of a text file (at most 64 KiB read from its end), "" when unreadable.
 std::string tail_lines(const std::string& path, std::size_t n);
 

@@ -2,13 +2,11 @@
 // {unsigned pid; unsigned long long usedGpuMemory; unsigned gpuInstanceId, computeInstanceId}
 // (NVML API, nvml.h); the _v2 query fills it on every driver since R450.
 #include "external/gpu_memory.h"
+#include "external/child_process.h"
 
 #include <dlfcn.h>
 #include <unistd.h>
 
-#include <fstream>
-#include <sstream>
-#include <string>
 #include <vector>
 
 namespace cyllm::external {
@@ -22,19 +20,6 @@ struct ProcessInfoV2 {
 };
 
 constexpr unsigned long long kNotAvailable = ~0ull;  // NVML_VALUE_NOT_AVAILABLE
-
-pid_t pgid_of(unsigned int pid) {
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (!std::getline(stat, line)) return -1;
-  auto close = line.rfind(')');
-  if (close == std::string::npos) return -1;
-  std::istringstream rest(line.substr(close + 1));
-  std::string state;
-  long ppid = 0, pgrp = -1;
-  rest >> state >> ppid >> pgrp;
-  return static_cast<pid_t>(pgrp);
-}
 
 }  // namespace
 
@@ -62,7 +47,8 @@ std::optional<std::uint64_t> gpu_memory_of_group(pid_t pgid, const char* library
         if (procs(dev, &m, infos.data()) != 0) continue;
         for (unsigned int k = 0; k < m && k < infos.size(); ++k) {
           if (infos[k].used_gpu_memory == kNotAvailable) continue;
-          if (pgid_of(infos[k].pid) != pgid) continue;
+          const auto st = read_proc_stat(static_cast<pid_t>(infos[k].pid));
+          if (!st || st->pgrp != pgid) continue;
           total = total.value_or(0) + infos[k].used_gpu_memory;
         }
       }

@@ -6,7 +6,21 @@
 namespace cyllm::serve {
 namespace {
 using Clock = std::chrono::steady_clock;
+
+// One short greedy generation before the server says it is ready: the first request then
+// does not pay for page faults, caches and (for external engines) lazy compilation.
+Result<void> warm_up(const std::function<Result<engine::Completion>(const engine::Request&)>& predict) {
+  engine::Request warm;
+  warm.prompt = "Hello";
+  warm.max_tokens = 2;
+  warm.sampling.temperature = 0;
+  warm.id = "warm-up";
+  auto r = predict(warm);
+  if (!r.ok()) return Error(Errc::ModelLoadFailed, "the warm-up request failed: " + r.error().to_string());
+  return {};
 }
+
+}  // namespace
 
 Service::Service(Logger& log) : log_(log) {
   metrics_.gauge_callback("cyllm_ready", "1 when the server accepts requests (model loaded, not draining)",
@@ -29,15 +43,7 @@ Result<void> Service::load_engine(std::unique_ptr<engine::BaseEngine> eng, const
   log_.log(LogLevel::Info, "engine loaded",
            {{"engine", std::string(eng->name())}, {"model", model}, {"load_ms", std::to_string(load_ms)}});
   engine::BaseEngine* raw = eng.get();
-  if (config.warm_up) {
-    engine::Request warm;
-    warm.prompt = "Hello";
-    warm.max_tokens = 2;
-    warm.sampling.temperature = 0;
-    warm.id = "warm-up";
-    auto r = raw->stream_predict(warm, nullptr);
-    if (!r.ok()) return Error(Errc::ModelLoadFailed, "the warm-up request failed: " + r.error().to_string());
-  }
+  if (config.warm_up) CYLLM_TRY_VOID(warm_up([raw](const engine::Request& r) { return raw->stream_predict(r, nullptr); }));
   metrics_.gauge_callback("cyllm_engine_memory_bytes", "Memory the engine holds (an external engine: its process group)",
                           [raw] { return raw->get_memory_usage() * 1e9; });
   metrics_.gauge_callback("cyllm_running_sequences", "Requests running in the engine", [this] {
@@ -130,15 +136,8 @@ Result<void> Service::load(const std::string& model_path, const ServiceConfig& c
   const double load_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
   metrics_.gauge("cyllm_model_weight_bytes", "Bytes of model weights").set(static_cast<double>(model->weight_bytes()));
   log_.log(LogLevel::Info, "model loaded", {{"path", model_path}, {"load_ms", std::to_string(load_ms)}});
-  if (config.warm_up) {
-    engine::Request warm;
-    warm.prompt = "Hello";
-    warm.max_tokens = 2;
-    warm.sampling.temperature = 0;
-    warm.id = "warm-up";
-    auto r = sched->stream_predict(warm, nullptr);
-    if (!r.ok()) return Error(Errc::ModelLoadFailed, "the warm-up request failed: " + r.error().to_string());
-  }
+  if (config.warm_up)
+    CYLLM_TRY_VOID(warm_up([&sched](const engine::Request& r) { return sched->stream_predict(r, nullptr); }));
   metrics_.gauge_callback("cyllm_engine_memory_bytes", "Model weights plus the KV cache reserved by running sequences",
                           [this, weights = model->weight_bytes()] {
                             Scheduler* s = scheduler();

@@ -20,6 +20,7 @@
 #include "cyllm/engine.h"
 #include "cyllm/external.h"
 #include "cyllm/http_client.h"
+#include "external/child_process.h"
 #include "external/openai_client.h"
 #include "../unit/serve/slow_model.h"
 #include "serve_process.h"
@@ -39,16 +40,9 @@ std::vector<std::pair<pid_t, char>> children() {
   REQUIRE(d != nullptr);
   while (dirent* e = ::readdir(d)) {
     if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
-    std::ifstream stat(std::string("/proc/") + e->d_name + "/stat");
-    std::string line;
-    if (!std::getline(stat, line)) continue;
-    auto close = line.rfind(')');
-    if (close == std::string::npos) continue;
-    std::istringstream rest(line.substr(close + 1));
-    char state = '?';
-    long ppid = 0;
-    rest >> state >> ppid;
-    if (ppid == ::getpid()) out.emplace_back(static_cast<pid_t>(std::atol(e->d_name)), state);
+    const pid_t pid = static_cast<pid_t>(std::atol(e->d_name));
+    const auto st = external::read_proc_stat(pid);
+    if (st && st->ppid == ::getpid()) out.emplace_back(pid, st->state);
   }
   ::closedir(d);
   return out;
@@ -103,6 +97,16 @@ std::string get_metrics(int port) {
   return r->body;
 }
 
+// What the native engine answers for a greedy prompt: the reference for every transport.
+engine::Completion native_greedy(const std::string& model, const std::string& prompt, std::uint32_t n) {
+  test::RecordingLogger log;
+  auto native = engine::make_native_engine({}, log);
+  REQUIRE(native->load_model(model, {}).ok());
+  auto r = native->stream_predict(greedy(prompt, n), nullptr);
+  REQUIRE(r.ok());
+  return *r;
+}
+
 void require_loaded(engine::BaseEngine& eng, const std::string& model) {
   auto r = eng.load_model(model, {});
   REQUIRE_MESSAGE(r.ok(), r.error().to_string());
@@ -121,11 +125,7 @@ TEST_CASE("process engine: start, ready, stream, unload; greedy text equals the 
   test::TempDir dir;
   const std::string model = test::write_slow_model(dir);
   test::RecordingLogger log;
-  auto native = engine::make_native_engine({}, log);
-  REQUIRE(native->load_model(model, {}).ok());
-  auto want = native->stream_predict(greedy("Hello world", 16), nullptr);
-  REQUIRE(want.ok());
-  native->unload_model();
+  const auto want = native_greedy(model, "Hello world", 16);
 
   ServeLauncher l;
   auto eng = external::make_process_engine(serve_options(dir, l), log);
@@ -151,12 +151,12 @@ TEST_CASE("process engine: start, ready, stream, unload; greedy text equals the 
     return true;
   });
   REQUIRE_MESSAGE(got.ok(), got.error().to_string());
-  CHECK(got->text == want->text);
+  CHECK(got->text == want.text);
   CHECK(streamed == got->text);
   CHECK(pieces > 1);
   CHECK(got->finish_reason == engine::FinishReason::Length);
   CHECK(got->usage.completion_tokens == 16);
-  CHECK(got->usage.prompt_tokens == want->usage.prompt_tokens);
+  CHECK(got->usage.prompt_tokens == want.usage.prompt_tokens);
 
   // Several requests at once go through (the upstream batches them).
   std::vector<std::thread> ts;
@@ -164,7 +164,7 @@ TEST_CASE("process engine: start, ready, stream, unload; greedy text equals the 
   for (int i = 0; i < 4; ++i)
     ts.emplace_back([&] {
       auto r = eng->stream_predict(greedy("Hello world", 16), nullptr);
-      if (r.ok() && r->text == want->text) ++same;
+      if (r.ok() && r->text == want.text) ++same;
     });
   for (auto& t : ts) t.join();
   CHECK(same.load() == 4);
@@ -492,12 +492,7 @@ TEST_CASE("cy-llm-serve --engine vllm --venv: the registry's launch starts the v
   // The venv's bin/vllm is a stand-in that serves with cy-llm-serve (tests/fixtures/fake_engines).
   test::TempDir dir;
   const std::string model = test::write_slow_model(dir);
-  test::RecordingLogger log;
-  auto native = engine::make_native_engine({}, log);
-  REQUIRE(native->load_model(model, {}).ok());
-  auto want = native->stream_predict(greedy("Hello world", 10), nullptr);
-  REQUIRE(want.ok());
-  native->unload_model();
+  const auto want = native_greedy(model, "Hello world", 10);
 
   const std::string serve_bin = (test::tools_dir() / "cy-llm-serve").string();
   ::setenv("CYLLM_SERVE", serve_bin.c_str(), 1);
@@ -521,7 +516,7 @@ TEST_CASE("cy-llm-serve --engine vllm --venv: the registry's launch starts the v
   auto r = c.request("POST", "/v1/completions", R"({"prompt":"Hello world","max_tokens":10,"temperature":0})");
   REQUIRE(r.ok());
   REQUIRE_MESSAGE(r->status == 200, r->body);
-  CHECK(nlohmann::json::parse(r->body)["choices"][0]["text"] == want->text);
+  CHECK(nlohmann::json::parse(r->body)["choices"][0]["text"] == want.text);
 
   // The engine's pid, from cy-llm-serve's log; SIGTERM stops the engine with the server.
   const std::string err = test::read_text(dir.path() / "err.log");
@@ -538,12 +533,7 @@ TEST_CASE("cy-llm-serve --engine vllm --venv: the registry's launch starts the v
 TEST_CASE("cy-llm-run --engine vllm --venv: one prompt through the engine's server, which is stopped afterwards") {
   test::TempDir dir;
   const std::string model = test::write_slow_model(dir);
-  test::RecordingLogger log;
-  auto native = engine::make_native_engine({}, log);
-  REQUIRE(native->load_model(model, {}).ok());
-  auto want = native->stream_predict(greedy("Hello world", 10), nullptr);
-  REQUIRE(want.ok());
-  native->unload_model();
+  const auto want = native_greedy(model, "Hello world", 10);
 
   const std::string venv = (test::fixtures_dir() / "fake_engines").string();
   const std::string work = (dir.path() / "work").string();
@@ -553,7 +543,7 @@ TEST_CASE("cy-llm-run --engine vllm --venv: one prompt through the engine's serv
                             "", {"CYLLM_SERVE=" + (test::tools_dir() / "cy-llm-serve").string()});
   INFO(run.err);
   REQUIRE(run.exit_code == 0);
-  CHECK(run.out == want->text + "\n");
+  CHECK(run.out == want.text + "\n");
   // The server it started is gone.
   const auto at = run.err.find("\"pid\":\"");
   REQUIRE(at != std::string::npos);
@@ -572,5 +562,5 @@ TEST_CASE("cy-llm-run --engine vllm --venv: one prompt through the engine's serv
                                            "-p", "Hello world", "-n", "10", "--temp", "0"});
   INFO(via.err);
   CHECK(via.exit_code == 0);
-  CHECK(via.out == want->text + "\n");
+  CHECK(via.out == want.text + "\n");
 }

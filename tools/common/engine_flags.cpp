@@ -34,13 +34,13 @@ std::string engine_venv(const std::string& plan_text, const std::string& venv) {
   return venv;
 }
 
+}  // namespace
+
 std::string absolute(const std::string& path) {
   if (path.empty() || path.front() == '/') return path;
   char cwd[4096];
   return ::getcwd(cwd, sizeof cwd) ? std::string(cwd) + "/" + path : path;
 }
-
-}  // namespace
 
 void add_engine_flags(CLI::App& app, EngineFlags& f) {
   const char* group = "Engine";

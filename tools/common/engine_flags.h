@@ -14,6 +14,9 @@
 
 namespace cyllm::cli {
 
+// `path` made absolute against the working directory ("" stays "").
+std::string absolute(const std::string& path);
+
 struct EngineFlags {
   std::string engine = "native";
   std::string engine_version;
