@@ -88,18 +88,22 @@ class ProcessEngine final : public engine::BaseEngine {
     bool crashed = false;
     std::string how, tail;
     LaunchSpec spec_copy;
+    const bool broken = !r.ok() && r.error().code() == Errc::EngineUnavailable;
     {
-      std::lock_guard lock(mu_);
-      if (!r.ok() && r.error().code() == Errc::EngineUnavailable && child_) {
-        // A broken stream: did the process die? Give the kernel a moment to report it.
-        for (int i = 0; i < 25 && child_->running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-        if (!child_->running()) {
-          crashed = true;
-          how = child_->exit_description();
-          tail = tail_lines(child_->log_path(), opt_.log_tail_lines);
-          spec_copy = spec_;
-          note_crash_locked();
-        }
+      std::unique_lock lock(mu_);
+      // A broken stream: did the process die? Give the kernel a moment to report it
+      // (without holding up the other requests' bookkeeping).
+      for (int i = 0; broken && i < 25 && child_ && child_->running(); ++i) {
+        lock.unlock();
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        lock.lock();
+      }
+      if (broken && child_ && !child_->running()) {
+        crashed = true;
+        how = child_->exit_description();
+        tail = tail_lines(child_->log_path(), opt_.log_tail_lines);
+        spec_copy = spec_;
+        if (!restart_pending_) note_crash_locked();  // one crash, however many requests saw it
       }
       if (--in_flight_ == 0) cv_.notify_all();
     }
