@@ -1,6 +1,7 @@
 // The avx2 kernels (see kernels_x86.inc). The target is set per function by a pragma, so
 // the rest of the library keeps the baseline ISA and this code only runs when
 // detect_isa() found the instructions.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>

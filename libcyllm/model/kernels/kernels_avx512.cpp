@@ -1,6 +1,7 @@
 // The avx512 kernels (see kernels_x86.inc). The target is set per function by a pragma, so
 // the rest of the library keeps the baseline ISA and this code only runs when
 // detect_isa() found the instructions.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -17,6 +18,10 @@
 #else
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")
+// GCC 12's AVX-512 headers initialise their "undefined" vectors from themselves
+// (`__m512i __Y = __Y;`), which -Wmaybe-uninitialized reports at every inlined use (GCC
+// bug 105593); the vectors are fully overwritten, so the warning is off for this file.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
 
 #define CYLLM_VNNI 1
