@@ -38,6 +38,21 @@ using SteadyClock = std::chrono::steady_clock;
 
 namespace {
 
+// The code of an OpenAI-shaped error object: a string ("serve.overloaded"), or a number as
+// llama-server sends (500), or the type when there is no code. Never throws: the body is
+// whatever the server sent.
+std::string error_code_of(const json& error) {
+  if (!error.is_object()) return "error";
+  if (error.contains("code") && error["code"].is_string()) return error["code"].get<std::string>();
+  if (error.contains("code") && error["code"].is_number_integer()) return std::to_string(error["code"].get<long long>());
+  if (error.contains("type") && error["type"].is_string()) return error["type"].get<std::string>();
+  return "error";
+}
+
+std::uint32_t count_of(const json& usage, const char* key) {
+  return usage.contains(key) && usage[key].is_number_unsigned() ? usage[key].get<std::uint32_t>() : 0;
+}
+
 struct HttpTarget {
   std::string host = "127.0.0.1";
   std::uint16_t port = 8000;
@@ -80,15 +95,15 @@ class HttpSession final : public Session {
       json j = json::parse(data, nullptr, false);
       if (j.is_discarded()) return;
       if (j.contains("error")) {
-        stream_error = j["error"].value("code", "stream_error");
+        stream_error = error_code_of(j["error"]);
         return;
       }
       if (j.contains("usage") && j["usage"].is_object()) {
-        o.prompt_tokens = j["usage"].value("prompt_tokens", 0u);
-        o.completion_tokens = j["usage"].value("completion_tokens", 0u);
+        o.prompt_tokens = count_of(j["usage"], "prompt_tokens");
+        o.completion_tokens = count_of(j["usage"], "completion_tokens");
         usage = true;
       }
-      if (!j.contains("choices") || j["choices"].empty()) return;
+      if (!j.contains("choices") || !j["choices"].is_array() || j["choices"].empty()) return;
       const json& ch = j["choices"][0];
       std::string piece;
       if (ch.contains("text") && ch["text"].is_string()) piece = ch["text"].get<std::string>();
@@ -116,8 +131,7 @@ class HttpSession final : public Session {
       // The error object's code when there is one, else the status.
       json e = json::parse(req.stream ? std::string() : raw, nullptr, false);
       o.error_code = "http_" + std::to_string(r->status);
-      if (!e.is_discarded() && e.contains("error") && e["error"].is_object() && e["error"].value("code", json()).is_string())
-        o.error_code += ":" + e["error"]["code"].get<std::string>();
+      if (!e.is_discarded() && e.contains("error") && e["error"].is_object()) o.error_code += ":" + error_code_of(e["error"]);
       return o;
     }
     if (!req.stream) {
@@ -126,10 +140,15 @@ class HttpSession final : public Session {
         o.error_code = "bad_response";
         return o;
       }
-      const json& ch = j["choices"][0];
-      o.text = ch.contains("text") ? ch["text"].get<std::string>() : ch["message"].value("content", "");
-      o.prompt_tokens = j["usage"].value("prompt_tokens", 0u);
-      o.completion_tokens = j["usage"].value("completion_tokens", 0u);
+      const json& ch = j["choices"].is_array() && !j["choices"].empty() ? j["choices"][0] : json::object();
+      if (ch.contains("text") && ch["text"].is_string()) o.text = ch["text"].get<std::string>();
+      else if (ch.contains("message") && ch["message"].is_object() && ch["message"].contains("content") &&
+               ch["message"]["content"].is_string())
+        o.text = ch["message"]["content"].get<std::string>();
+      if (j.contains("usage") && j["usage"].is_object()) {
+        o.prompt_tokens = count_of(j["usage"], "prompt_tokens");
+        o.completion_tokens = count_of(j["usage"], "completion_tokens");
+      }
       o.ttft_ms = o.e2e_ms;
       o.ok = true;
       return o;
