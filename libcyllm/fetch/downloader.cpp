@@ -192,6 +192,78 @@ class Finisher {
   std::vector<std::thread> threads_;
 };
 
+// SHA-256 of large bodies on a thread of its own, so that hashing (about 2 GB/s here)
+// overlaps receiving and writing instead of adding to them: a 1 GiB download went from
+// 0.86x to about curl's speed on 2 cores. Chunks of one digest are hashed in the order
+// given; sync() waits for a digest's chunks before it is read or freed. At most kDepth
+// chunks wait, so a slow hash slows the download rather than filling memory.
+class HashWorker {
+ public:
+  HashWorker() : thread_([this] { work(); }) {}
+  ~HashWorker() {
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();  // hashes what was queued first: the digests stay consistent
+  }
+  void submit(EVP_MD_CTX* md, std::string&& chunk) {
+    std::unique_lock<std::mutex> g(mu_);
+    cv_.wait(g, [this] { return queue_.size() < kDepth; });
+    queue_.push_back({md, std::move(chunk)});
+    cv_.notify_all();
+  }
+  void sync(EVP_MD_CTX* md) {
+    std::unique_lock<std::mutex> g(mu_);
+    cv_.wait(g, [&] {
+      if (busy_ == md) return false;
+      for (const auto& t : queue_)
+        if (t.md == md) return false;
+      return true;
+    });
+  }
+  // A hashed chunk's buffer (capacity kept, empty), or an empty string when none is free.
+  std::string take_buffer() {
+    std::lock_guard<std::mutex> g(mu_);
+    if (free_.empty()) return {};
+    std::string b = std::move(free_.back());
+    free_.pop_back();
+    return b;
+  }
+
+ private:
+  static constexpr std::size_t kDepth = 8;
+  struct Task {
+    EVP_MD_CTX* md;
+    std::string chunk;
+  };
+  void work() {
+    std::unique_lock<std::mutex> g(mu_);
+    for (;;) {
+      cv_.wait(g, [this] { return stop_ || !queue_.empty(); });
+      if (queue_.empty()) return;
+      Task t = std::move(queue_.front());
+      queue_.pop_front();
+      busy_ = t.md;
+      g.unlock();
+      EVP_DigestUpdate(t.md, t.chunk.data(), t.chunk.size());
+      t.chunk.clear();
+      g.lock();
+      busy_ = nullptr;
+      free_.push_back(std::move(t.chunk));
+      cv_.notify_all();
+    }
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Task> queue_;
+  std::vector<std::string> free_;
+  EVP_MD_CTX* busy_ = nullptr;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
 struct Job {
   enum class State { Pending, WaitLock, Running, Backoff, Finalizing, Done };
   enum class Verdict { None, Body, Redirect, Restart, CompleteFromPart, Fail };
@@ -380,6 +452,7 @@ class Run {
     const Artifact& a = j.res.artifact;
     if (j.fd >= 0) ::close(j.fd);
     j.fd = -1;
+    sync_hash(j);
     if (j.md) EVP_MD_CTX_free(j.md);
     j.md = nullptr;
     j.verdict = Job::Verdict::None;
@@ -418,6 +491,17 @@ class Run {
     j.md = EVP_MD_CTX_new();
     EVP_DigestInit_ex(j.md, EVP_sha256(), nullptr);
     j.writeback_from = truncate ? 0 : j.offset;
+    // A write buffer whose pages an earlier job already touched: a fresh one per file
+    // cost a page fault per 4 KiB and a copy at every doubling (a tenth of a many-small-
+    // files run).
+    if (j.wbuf.capacity() < kWriteBuffer) {
+      if (!spare_buffers_.empty()) {
+        j.wbuf.swap(spare_buffers_.back());
+        spare_buffers_.pop_back();
+      } else {
+        j.wbuf.reserve(kWriteBuffer);
+      }
+    }
     return true;
   }
 
@@ -486,15 +570,15 @@ class Run {
   bool on_body(Job& j, std::string_view data) {
     if (j.verdict != Job::Verdict::Body || j.fd < 0) return false;
     j.wbuf.append(data);
-    if (j.wbuf.size() >= kWriteBuffer && !flush(j)) return false;
-    EVP_DigestUpdate(j.md, data.data(), data.size());
     j.received += data.size();
+    if (j.wbuf.size() >= kWriteBuffer && !flush(j)) return false;
     report_.downloaded_bytes += data.size();
     if (progress_) progress_->advanced(j.id, j.offset + j.received, j.total);
     return true;
   }
 
-  // Writes the buffered bytes to the part: one write() per MiB instead of one per 16 KiB.
+  // Writes the buffered bytes to the part (one write() per MiB instead of one per 16 KiB)
+  // and adds them to the digest: here for small bodies, on the hash thread past 8 MiB.
   bool flush(Job& j) {
     const char* p = j.wbuf.data();
     std::size_t left = j.wbuf.size();
@@ -512,6 +596,14 @@ class Run {
       p += n;
       left -= static_cast<std::size_t>(n);
     }
+    if (j.offset + j.received > (8u << 20)) {
+      if (!hasher_) hasher_.emplace();
+      hasher_->submit(j.md, std::move(j.wbuf));
+      j.wbuf = hasher_->take_buffer();
+      if (j.wbuf.capacity() < kWriteBuffer) j.wbuf.reserve(kWriteBuffer);
+    } else {
+      EVP_DigestUpdate(j.md, j.wbuf.data(), j.wbuf.size());
+    }
     j.wbuf.clear();
     // With --fsync, start writeback of every 32 MiB as it arrives (non-blocking), so the
     // fsync at the end does not have the whole file to write.
@@ -524,10 +616,16 @@ class Run {
     return true;
   }
 
+  void sync_hash(Job& j) {
+    if (hasher_ && j.md) hasher_->sync(j.md);
+  }
+
   void close_fd(Job& j) {
     if (j.fd >= 0) ::close(j.fd);
     j.fd = -1;
     j.wbuf.clear();
+    if (j.wbuf.capacity() >= kWriteBuffer) spare_buffers_.push_back(std::move(j.wbuf));
+    j.wbuf = std::string();
   }
 
   // Drops the part's bytes. While the job holds the part as its lock, the file is emptied
@@ -685,6 +783,7 @@ class Run {
       }
       hex = to_hex(out, n);
     } else {
+      sync_hash(j);
       unsigned char out[EVP_MAX_MD_SIZE];
       unsigned n = 0;
       EVP_DigestFinal_ex(j.md, out, &n);
@@ -800,6 +899,9 @@ class Run {
   Progress* progress_;
   std::mt19937_64 rng_;
   std::vector<std::unique_ptr<Job>> jobs_;
+  std::vector<std::string> spare_buffers_;  // write buffers of finished jobs (at most -j of them)
+  // Declared after jobs_: destroyed first, so that no chunk is hashed into a freed digest.
+  std::optional<HashWorker> hasher_;  // started by the first body past 8 MiB
   Finisher finisher_{8};
   DownloadReport report_;
 };

@@ -76,6 +76,60 @@ TEST_CASE("connection dropped mid-body: the retry resumes with Range and the has
   CHECK(cyllm::test::read_text(rig.tmp.path() / "dest/big.bin") == body);
 }
 
+TEST_CASE("bodies past 8 MiB are hashed on the hash thread: resume, several at once, a wrong hash") {
+  FaultServer srv;
+  Rig rig;
+  rig.o.jobs = 3;
+  // 20 MiB, dropped after 12 MiB: the first attempt's chunks go through the hash thread,
+  // the retry hashes the part's prefix and then the rest.
+  const std::string big = payload(20u << 20);
+  Route dropped;
+  dropped.body = big;
+  dropped.drop_after_bytes = 12u << 20;
+  srv.route("/dropped.bin", dropped);
+  // Three more at once, so that chunks of several digests are queued together.
+  std::vector<std::string> bodies;
+  std::vector<Artifact> artifacts;
+  for (int i = 0; i < 3; ++i) {
+    bodies.push_back(payload((9u << 20) + static_cast<std::size_t>(i) * 777777u));
+    bodies.back()[static_cast<std::size_t>(i)] ^= 0x5a;  // different contents
+    Route r;
+    r.body = bodies.back();
+    srv.route("/p" + std::to_string(i) + ".bin", r);
+    artifacts.push_back(parse_source(srv.url("/p" + std::to_string(i) + ".bin"), "").value());
+  }
+  artifacts.push_back(parse_source(srv.url("/dropped.bin"), "").value());
+  artifacts.back().sha256 = sha256_hex(big);
+  // And one whose body differs from the expected one in its last byte (expected: a hash
+  // not in the cache, or the blob of dropped.bin would satisfy it).
+  std::string expected = big, evil = big;
+  expected.front() ^= 1;
+  evil.front() ^= 1;
+  evil.back() ^= 1;
+  Route er;
+  er.body = evil;
+  srv.route("/evil.bin", er);
+  artifacts.push_back(parse_source(srv.url("/evil.bin"), "").value());
+  artifacts.back().sha256 = sha256_hex(expected);
+
+  auto http = make_curl_client(rig.ho);
+  auto report = download_all(rig.ctx, *http, rig.cache, artifacts, rig.o);
+  REQUIRE(report.ok());
+  const auto& res = report->artifacts;
+  REQUIRE(res.size() == 5);
+  for (int i = 0; i < 3; ++i) {
+    REQUIRE_FALSE(res[static_cast<std::size_t>(i)].error);
+    CHECK(res[static_cast<std::size_t>(i)].sha256 == sha256_hex(bodies[static_cast<std::size_t>(i)]));
+  }
+  REQUIRE_FALSE(res[3].error);
+  CHECK(res[3].sha256 == sha256_hex(big));
+  CHECK(cyllm::test::read_text(rig.tmp.path() / "dest/dropped.bin") == big);
+  REQUIRE(res[4].error);
+  CHECK(res[4].error->code() == Errc::HashMismatch);
+  CHECK(res[4].error->message().find(sha256_hex(evil)) != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(rig.tmp.path() / "dest/evil.bin"));
+}
+
 TEST_CASE("503 then success; 429 with Retry-After is honoured") {
   FaultServer srv;
   Rig rig;
