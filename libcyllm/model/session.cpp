@@ -133,7 +133,7 @@ struct Scratch {
   std::vector<float> hb;      // [n][n_ff] gate
   std::vector<float> hb2;     // [n][n_ff] up
   std::vector<float> rope_cos, rope_sin;  // [n][n_rot / 2]
-  std::vector<float> scores;  // [pool size][scores_ctx] attention weights per worker
+  std::vector<float> scores;  // [pool size][scores_ctx * GQA group] attention weights per worker
   std::size_t scores_ctx = 0;
   std::unique_ptr<MatmulContext> mm;
 };
@@ -241,7 +241,8 @@ bool SessionImpl::allocate() {
 
 void SessionImpl::prepare(std::size_t ctx) {
   if (ctx <= sc_.scores_ctx) return;
-  sc_.scores.resize(std::size_t{pool_->size()} * ctx);
+  const std::size_t group = hp_.n_head / hp_.n_head_kv;
+  sc_.scores.resize(std::size_t{pool_->size()} * ctx * group);
   sc_.scores_ctx = ctx;
 }
 
@@ -318,10 +319,44 @@ void SessionImpl::attention(const std::vector<Segment>& segs, std::size_t layer,
   std::size_t work = 0;
   for (const Segment& s : segs) work += s.n * n_head * (s.pos0 + s.n) * hd;
   const std::size_t workers = std::clamp<std::size_t>(work / 32768, 1, pool_->size());
+  if (kv_.type() == KvType::F16 && !reference_) {
+    // One work item per (token, KV head): its `group` query heads share every K and V row
+    // (converted from f16 once for all of them). scores: [position][head in group].
+    const std::size_t n_kv = hp_.n_head_kv;
+    const std::size_t items = n * n_kv;
+    const std::size_t grain = workers == 1 ? items : std::max<std::size_t>(1, items / (workers * 4));
+    const std::size_t ld = kv_dim();  // f16 elements from one position's row to the next
+    pool_->parallel_for(items, grain, [&](unsigned worker, std::size_t begin, std::size_t end) {
+      float* sc = sc_.scores.data() + std::size_t{worker} * sc_.scores_ctx * group;
+      for (std::size_t item = begin; item < end; ++item) {
+        const std::size_t t = item / n_kv, g = item % n_kv;
+        const KvCache& kv = tok_[t].first->kv_;
+        const std::size_t n_pos = std::size_t{tok_[t].second} + 1;  // causal: positions 0..pos
+        const auto* k0 = reinterpret_cast<const std::uint16_t*>(kv.k(layer, 0) + g * kv.head_bytes());
+        const auto* v0 = reinterpret_cast<const std::uint16_t*>(kv.v(layer, 0) + g * kv.head_bytes());
+        const float* q = sc_.q.data() + (t * n_head + g * group) * hd;  // [group][head_dim]
+        k_.scores_f16(q, group, hd, k0, ld, n_pos, scale, sc);
+        // softmax per head over its positions (stride group), in float, summed in double
+        for (std::size_t h = 0; h < group; ++h) {
+          float max = -INFINITY;
+          for (std::size_t j = 0; j < n_pos; ++j) max = std::max(max, sc[j * group + h]);
+          double sum = 0;
+          for (std::size_t j = 0; j < n_pos; ++j) {
+            sc[j * group + h] = std::exp(sc[j * group + h] - max);
+            sum += sc[j * group + h];
+          }
+          const float inv = static_cast<float>(1.0 / sum);
+          for (std::size_t j = 0; j < n_pos; ++j) sc[j * group + h] *= inv;
+        }
+        k_.mix_f16(sc, group, hd, v0, ld, n_pos, sc_.att.data() + (t * n_head + g * group) * hd);
+      }
+    });
+    return;
+  }
   const std::size_t items = n * n_head;
   const std::size_t grain = workers == 1 ? items : std::max<std::size_t>(1, items / (workers * 4));
   pool_->parallel_for(items, grain, [&](unsigned worker, std::size_t begin, std::size_t end) {
-    float* sc = sc_.scores.data() + std::size_t{worker} * sc_.scores_ctx;
+    float* sc = sc_.scores.data() + std::size_t{worker} * sc_.scores_ctx * group;
     for (std::size_t item = begin; item < end; ++item) {
       const std::size_t t = item / n_head, h = item % n_head;
       const KvCache& kv = tok_[t].first->kv_;

@@ -63,7 +63,15 @@ struct Table {
   GemmKFn q6_K;
   GemmFFn f16;
   GemmFFn f32;
-  // Attention over an f16 cache: dot(q, k) and y += a * v.
+  // Attention over an f16 cache, for the G query heads that share one KV head (GQA):
+  //   scores_f16: s[j * G + g] = scale * dot(q[g * hd ..], k[j * ld ..])  for j < n_pos
+  //   mix_f16:    out[g * hd + d] = sum_j p[j * G + g] * v[j * ld + d]   (out overwritten)
+  // Each K and V row is converted from f16 once for all G heads.
+  void (*scores_f16)(const float* q, std::size_t G, std::size_t hd, const std::uint16_t* k, std::size_t ld,
+                     std::size_t n_pos, float scale, float* s);
+  void (*mix_f16)(const float* p, std::size_t G, std::size_t hd, const std::uint16_t* v, std::size_t ld,
+                  std::size_t n_pos, float* out);
+  // One head at a time: dot(q, k) and y += a * v.
   float (*dot_f16)(const float* q, const std::uint16_t* k, std::size_t n);
   void (*axpy_f16)(float* y, float a, const std::uint16_t* v, std::size_t n);
   float (*dot_f32)(const float* a, const float* b, std::size_t n);

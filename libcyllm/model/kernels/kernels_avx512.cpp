@@ -18,10 +18,6 @@
 #else
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")
-// GCC 12's AVX-512 headers initialise their "undefined" vectors from themselves
-// (`__m512i __Y = __Y;`), which -Wmaybe-uninitialized reports at every inlined use (GCC
-// bug 105593); the vectors are fully overwritten, so the warning is off for this file.
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
 
 #define CYLLM_VNNI 1

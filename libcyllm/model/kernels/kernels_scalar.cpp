@@ -147,6 +147,19 @@ void axpy_f16(float* y, float a, const std::uint16_t* v, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) y[i] += a * gguf::fp16_to_fp32(v[i]);
 }
 
+void scores_f16(const float* q, std::size_t G, std::size_t hd, const std::uint16_t* k, std::size_t ld,
+                std::size_t n_pos, float scale, float* s) {
+  for (std::size_t j = 0; j < n_pos; ++j)
+    for (std::size_t g = 0; g < G; ++g) s[j * G + g] = scale * dot_f16(q + g * hd, k + j * ld, hd);
+}
+
+void mix_f16(const float* p, std::size_t G, std::size_t hd, const std::uint16_t* v, std::size_t ld, std::size_t n_pos,
+             float* out) {
+  std::fill(out, out + G * hd, 0.f);
+  for (std::size_t j = 0; j < n_pos; ++j)
+    for (std::size_t g = 0; g < G; ++g) axpy_f16(out + g * hd, p[j * G + g], v + j * ld, hd);
+}
+
 void axpy_f32(float* y, float a, const float* v, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) y[i] += a * v[i];
 }
@@ -164,7 +177,7 @@ void gemm_f(const std::byte* w, std::size_t row_bytes, std::size_t r0, std::size
 
 const Table kScalar = {Isa::Scalar, quantize_q8, gemm_q<34, dot_q8_0>, gemm_q<18, dot_q4_0>,
                        gemm_k<144, dot_q4_K>, gemm_k<210, dot_q6_K>,
-                       gemm_f<true>, gemm_f<false>, dot_f16, axpy_f16, dot_f32, axpy_f32};
+                       gemm_f<true>, gemm_f<false>, scores_f16, mix_f16, dot_f16, axpy_f16, dot_f32, axpy_f32};
 
 }  // namespace
 

@@ -98,8 +98,8 @@ TEST_CASE("quantized gemm: every SIMD kernel agrees with its scalar twin, and th
   const k::Table& ref = k::table(k::Isa::Scalar);
   for (TensorType type : {TensorType::Q8_0, TensorType::Q4_0}) {
     for (std::size_t rows : {1u, 3u, 6u, 13u}) {
-      // 8256 and 8288 columns (258 and 259 blocks): the AVX-512 decoding kernel works in
-      // chunks of 128 blocks, and an odd block is left after the pairs.
+      // 8256 and 8288 columns (258 and 259 blocks): rows longer than a 4 KiB page, even and
+      // odd block counts.
       for (std::size_t cols : {32u, 96u, 256u, 8256u, 8288u}) {
         for (std::size_t n : {1u, 3u, 4u, 9u}) {
           CAPTURE(static_cast<int>(type));
@@ -231,6 +231,46 @@ TEST_CASE("attention helpers (dot and axpy over f16 and f32) agree with their tw
       for (std::size_t i = 0; i < n; ++i) {
         CHECK(close(y1[i], y0[i], 1.f));
         CHECK(close(y3[i], y2[i], 1.f));
+      }
+    }
+  }
+}
+
+TEST_CASE("grouped attention over f16 (scores for G heads per K row, mix of V rows) agrees with its twin") {
+  const k::Table& ref = k::table(k::Isa::Scalar);
+  for (std::size_t G : {1u, 3u, 8u, 11u}) {
+    for (std::size_t hd : {32u, 36u, 64u}) {
+      for (std::size_t n_pos : {1u, 7u, 33u}) {
+        CAPTURE(G);
+        CAPTURE(hd);
+        CAPTURE(n_pos);
+        const std::size_t ld = hd * 2 + 8;  // rows of a wider cache: another KV head sits between
+        const auto q = random_floats(G * hd, static_cast<std::uint32_t>(G * 100 + hd));
+        const auto kf = random_floats(n_pos * ld, static_cast<std::uint32_t>(n_pos + 7));
+        const auto vf = random_floats(n_pos * ld, static_cast<std::uint32_t>(n_pos + 9));
+        std::vector<std::uint16_t> kh(kf.size()), vh(vf.size());
+        for (std::size_t i = 0; i < kf.size(); ++i) kh[i] = cyllm::gguf::fp32_to_fp16(kf[i]);
+        for (std::size_t i = 0; i < vf.size(); ++i) vh[i] = cyllm::gguf::fp32_to_fp16(vf[i]);
+        std::vector<float> s_ref(n_pos * G), out_ref(G * hd, -1.f);
+        ref.scores_f16(q.data(), G, hd, kh.data(), ld, n_pos, 0.125f, s_ref.data());
+        // The twin against a plain dot of the float values the f16 rows hold.
+        for (std::size_t j = 0; j < n_pos; ++j)
+          for (std::size_t g = 0; g < G; ++g) {
+            double e = 0;
+            for (std::size_t d = 0; d < hd; ++d)
+              e += double{q[g * hd + d]} * cyllm::gguf::fp16_to_fp32(kh[j * ld + d]);
+            CHECK(close(s_ref[j * G + g], static_cast<float>(0.125 * e), 10.f));
+          }
+        const auto p = random_floats(n_pos * G, 3);
+        ref.mix_f16(p.data(), G, hd, vh.data(), ld, n_pos, out_ref.data());
+        for (const k::Table* t : fast_tables()) {
+          CAPTURE(k::isa_name(t->isa));
+          std::vector<float> s(n_pos * G, -1.f), out(G * hd, -1.f);
+          t->scores_f16(q.data(), G, hd, kh.data(), ld, n_pos, 0.125f, s.data());
+          for (std::size_t i = 0; i < s.size(); ++i) CHECK(close(s[i], s_ref[i], 10.f));
+          t->mix_f16(p.data(), G, hd, vh.data(), ld, n_pos, out.data());
+          for (std::size_t i = 0; i < out.size(); ++i) CHECK(close(out[i], out_ref[i], 10.f));
+        }
       }
     }
   }
