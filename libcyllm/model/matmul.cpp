@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "model/repack.h"
+
 namespace cyllm::model {
 
 bool has_kernel(gguf::TensorType t) {
@@ -18,16 +20,16 @@ void matmul(const WeightMatrix& w, const float* x, std::size_t n_tokens, float* 
   const std::size_t work = n_cols * n_rows * n_tokens;
   const std::size_t workers = std::clamp<std::size_t>(work / kMinWorkPerChunk, 1, pool.size());
   // About 8 chunks per worker (so that a worker slowed by another process is helped by
-  // the others), each a multiple of 4 rows (the kernels' tile).
+  // the others), each a multiple of 8 rows (the kernels' tiles: 4 rows, 8 for x8 weights).
   std::size_t grain = workers == 1 ? n_rows : (n_rows + workers * 8 - 1) / (workers * 8);
-  grain = std::max<std::size_t>(4, (grain + 3) / 4 * 4);
+  grain = std::max<std::size_t>(8, (grain + 7) / 8 * 8);
 
   using T = gguf::TensorType;
   if (!ctx.reference() && (w.type == T::Q8_0 || w.type == T::Q4_0)) {
     const std::size_t nb = n_cols / 32;
     kernels::BlockQ8* xq = ctx.q8(nb * n_tokens);
     for (std::size_t t = 0; t < n_tokens; ++t) k.quantize_q8(x + t * n_cols, xq + t * nb, n_cols);
-    const kernels::GemmQFn fn = w.type == T::Q8_0 ? k.q8_0 : k.q4_0;
+    const kernels::GemmQFn fn = w.x8 ? (w.type == T::Q8_0 ? k.q8_0x8 : k.q4_0x8) : (w.type == T::Q8_0 ? k.q8_0 : k.q4_0);
     pool.parallel_for(n_rows, grain, [&](unsigned, std::size_t b, std::size_t e) {
       fn(w.data, w.row_bytes, b, e, xq, nb, n_tokens, y + b, n_rows);
     });
@@ -54,7 +56,13 @@ void matmul(const WeightMatrix& w, const float* x, std::size_t n_tokens, float* 
   pool.parallel_for(n_rows, grain, [&](unsigned worker, std::size_t b, std::size_t e) {
     float* row = ctx.row(worker);
     for (std::size_t r = b; r < e; ++r) {
-      gguf::dequantize_row(w.type, w.row(r), row, static_cast<std::int64_t>(n_cols));
+      const std::byte* enc = w.data + r * w.row_bytes;
+      if (w.x8) {
+        std::byte* out = ctx.encoded_row(worker, w.row_bytes);
+        unpack_row_x8(w.type, w.data, w.row_bytes, r, out);
+        enc = out;
+      }
+      gguf::dequantize_row(w.type, enc, row, static_cast<std::int64_t>(n_cols));
       for (std::size_t t = 0; t < n_tokens; ++t) y[t * n_rows + r] = k.dot_f32(row, x + t * n_cols, n_cols);
     }
   });

@@ -25,7 +25,7 @@ class MatmulContext {
   // reference: dequantize every weight row to f32 (no direct kernels).
   MatmulContext(ThreadPool& pool, const kernels::Table& k, std::size_t max_cols, bool reference = false)
       : pool_(&pool), k_(&k), max_cols_(max_cols), reference_(reference),
-        rows_(std::size_t{pool.size()} * max_cols) {}
+        rows_(std::size_t{pool.size()} * max_cols), enc_(std::size_t{pool.size()} * 2 * max_cols) {}
   bool reference() const { return reference_; }
   ThreadPool& pool() const { return *pool_; }
   const kernels::Table& k() const { return *k_; }
@@ -35,6 +35,11 @@ class MatmulContext {
   kernels::BlockQ8* q8(std::size_t n) {
     if (xq_.size() < n) xq_.resize(n);
     return xq_.data();
+  }
+  // Room for one encoded row of `bytes` (<= 2 * max_cols) for the worker.
+  std::byte* encoded_row(unsigned worker, std::size_t bytes) {
+    CYLLM_ASSERT(bytes <= 2 * max_cols_);
+    return enc_.data() + std::size_t{worker} * 2 * max_cols_;
   }
   kernels::BlockQ8K* q8k(std::size_t n) {
     if (xk_.size() < n) xk_.resize(n);
@@ -47,6 +52,7 @@ class MatmulContext {
   std::size_t max_cols_;
   bool reference_;
   std::vector<float> rows_;
+  std::vector<std::byte> enc_;  // x8 rows back in the GGUF encoding, per worker
   std::vector<kernels::BlockQ8> xq_;
   std::vector<kernels::BlockQ8K> xk_;
 };

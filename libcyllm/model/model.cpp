@@ -30,6 +30,7 @@ Result<std::shared_ptr<const Model>> load_model(const std::string& path, const L
   gguf::File file = CYLLM_TRY(gguf::File::open(path, opts.file));
   HParams hp = CYLLM_TRY(parse_hparams(file));
   Weights weights = CYLLM_TRY(bind_weights(file, hp));
+  if (opts.repack) repack_weights(weights, file.mmapped());
   tokenizer::Tokenizer tok = CYLLM_TRY(tokenizer::Tokenizer::load(file));
   if (tok.n_vocab() > hp.n_vocab)
     return Error(Errc::BadModel, "the tokenizer has " + std::to_string(tok.n_vocab()) +

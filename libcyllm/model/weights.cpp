@@ -1,7 +1,13 @@
 #include "model/weights.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstdlib>
 #include <new>
 #include <string>
+
+#include "model/repack.h"
 
 namespace cyllm::model {
 namespace {
@@ -107,6 +113,41 @@ Result<Weights> bind_weights(const gguf::File& file, const HParams& hp) try {
   return w;
 } catch (const std::bad_alloc&) {
   return Error(Errc::OutOfMemory, "out of memory while binding the weights");
+}
+
+void AlignedFree::operator()(std::byte* p) const { std::free(p); }
+
+namespace {
+
+// Drops the whole pages of [p, p + n) from the process (they are read-only pages of a
+// private file mapping: a later read would fault them in again from the file).
+void drop_pages(const std::byte* p, std::size_t n) {
+  const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto a = reinterpret_cast<std::uintptr_t>(p);
+  const std::uintptr_t b = (a + page - 1) / page * page, e = (a + n) / page * page;
+  if (b < e) ::madvise(reinterpret_cast<void*>(b), e - b, MADV_DONTNEED);
+}
+
+void repack(WeightMatrix& m, std::vector<AlignedBytes>& owned, bool file_mmapped) {
+  if (m.empty() || m.x8 || !x8_supported(m.type, m.n_rows)) return;
+  const std::size_t n = m.n_rows * m.row_bytes;
+  AlignedBytes buf(static_cast<std::byte*>(std::aligned_alloc(64, (n + 63) / 64 * 64)));
+  if (!buf) throw std::bad_alloc();
+  repack_x8(m.type, m.data, m.row_bytes, m.n_rows, buf.get());
+  if (file_mmapped) drop_pages(m.data, n);
+  m.data = buf.get();
+  m.x8 = true;
+  owned.push_back(std::move(buf));
+}
+
+}  // namespace
+
+void repack_weights(Weights& w, bool file_mmapped) {
+  // token_embd stays as it is: embedding reads single rows. A tied output is token_embd.
+  if (w.output.data != w.token_embd.data) repack(w.output, w.repacked, file_mmapped);
+  for (LayerWeights& l : w.layers)
+    for (WeightMatrix* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down})
+      repack(*m, w.repacked, file_mmapped);
 }
 
 }  // namespace cyllm::model

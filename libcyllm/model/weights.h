@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "cyllm/error.h"
@@ -11,18 +12,29 @@
 
 namespace cyllm::model {
 
-// A 2-D weight of the file, used in place: n_rows rows of n_cols elements of `type`.
-// Rows are dequantized on the fly by the matmul.
+// A 2-D weight: n_rows rows of n_cols elements of `type`, used in place from the file, or
+// repacked at load to the X8 layout of model/repack.h (x8: then data is owned by Weights).
 struct WeightMatrix {
   gguf::TensorType type = gguf::TensorType::F32;
   std::uint64_t n_cols = 0;     // ne[0]: the input size
   std::uint64_t n_rows = 0;     // ne[1]: the output size
-  std::uint64_t row_bytes = 0;  // bytes of one encoded row
+  std::uint64_t row_bytes = 0;  // bytes of one encoded row (in the GGUF encoding)
   const std::byte* data = nullptr;
+  bool x8 = false;
 
-  const std::byte* row(std::uint64_t r) const { return data + r * row_bytes; }
+  // Row r in the GGUF encoding; only for weights in the file's layout (not x8).
+  const std::byte* row(std::uint64_t r) const {
+    CYLLM_ASSERT(!x8);
+    return data + r * row_bytes;
+  }
   bool empty() const { return data == nullptr; }
 };
+
+// Memory of repacked weights, aligned to a cache line.
+struct AlignedFree {
+  void operator()(std::byte* p) const;
+};
+using AlignedBytes = std::unique_ptr<std::byte[], AlignedFree>;
 
 // Per-layer weights. Norm weights and biases are small; they are copied as f32 so that
 // files storing them in F16 work too. Empty vectors/matrices are absent (optional) ones.
@@ -49,11 +61,19 @@ struct Weights {
   WeightMatrix output;            // [n_embd] -> [n_vocab]; token_embd when tied
   std::vector<float> rope_freqs;  // [n_rot / 2] divisors of the RoPE frequencies (Llama 3.1); optional
   std::vector<LayerWeights> layers;
+  std::vector<AlignedBytes> repacked;  // the data of the x8 matrices
 };
 
 // Binds every tensor the architecture needs. BadModel names a missing tensor or one of the
 // wrong shape (quoting the expected and actual shape); GgufUnsupportedType names a tensor
 // of a type the engine cannot compute.
 Result<Weights> bind_weights(const gguf::File& file, const HParams& hp);
+
+// Repacks the matrices that a kernel reads faster in another layout (model/repack.h: Q4_0
+// and Q8_0 projections; not token_embd, which is read a row at a time). When the file is
+// mapped, the pages of the originals are dropped from the process (madvise DONTNEED: the
+// file's pages stay in the page cache), so that the resident size stays close to the
+// file's. Throws std::bad_alloc.
+void repack_weights(Weights& w, bool file_mmapped);
 
 }  // namespace cyllm::model

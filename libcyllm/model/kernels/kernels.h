@@ -59,6 +59,10 @@ struct Table {
   QuantizeFn quantize_q8;
   GemmQFn q8_0;
   GemmQFn q4_0;
+  // The same on weights repacked to model/repack.h's X8 layout (r0, r1 multiples of 8;
+  // row_bytes that of one row in the GGUF encoding).
+  GemmQFn q8_0x8;
+  GemmQFn q4_0x8;
   GemmKFn q4_K;
   GemmKFn q6_K;
   GemmFFn f16;

@@ -61,6 +61,36 @@ int dot_q4_0(const u8* wb, const BlockQ8& x) {
   return s - 8 * x.sum;
 }
 
+// Weights in model/repack.h's X8 layout: each row's integer dot per block, then one fused
+// multiply-add with d_w * d_x, as each lane of the SIMD kernels does (bit-identical).
+template <bool kQ4>
+void gemm_x8(const std::byte* w, std::size_t row_bytes, std::size_t r0, std::size_t r1, const BlockQ8* x,
+             std::size_t nb, std::size_t n, float* y, std::size_t ldy) {
+  constexpr std::size_t kGroupBlock = kQ4 ? 144 : 272;
+  for (std::size_t t = 0; t < n; ++t)
+    for (std::size_t r = r0; r < r1; ++r) {
+      const std::size_t i = r % 8;
+      const u8* g = reinterpret_cast<const u8*>(w + r / 8 * 8 * row_bytes);
+      float acc = 0;
+      for (std::size_t b = 0; b < nb; ++b) {
+        const u8* blk = g + b * kGroupBlock;
+        const BlockQ8& xb = x[t * nb + b];
+        int s = 0;
+        for (int p = 0; p < (kQ4 ? 4 : 8); ++p)
+          for (int j = 0; j < 4; ++j) {
+            const u8 q = blk[16 + 32 * p + 4 * i + j];
+            if (kQ4)
+              s += (q & 15) * xb.qs[4 * p + j] + (q >> 4) * xb.qs[16 + 4 * p + j];
+            else
+              s += static_cast<std::int8_t>(q ^ 0x80) * xb.qs[4 * p + j];
+          }
+        if (kQ4) s -= 8 * xb.sum;
+        acc = std::fma(static_cast<float>(s), gguf::fp16_to_fp32(gguf::load_u16(blk + 2 * i)) * xb.d, acc);
+      }
+      y[t * ldy + (r - r0)] = acc;
+    }
+}
+
 void scale_min_k4(int j, const u8* s, int& sc, int& m) {
   if (j < 4) {
     sc = s[j] & 63;
@@ -176,6 +206,7 @@ void gemm_f(const std::byte* w, std::size_t row_bytes, std::size_t r0, std::size
 }
 
 const Table kScalar = {Isa::Scalar, quantize_q8, gemm_q<34, dot_q8_0>, gemm_q<18, dot_q4_0>,
+                       gemm_x8<false>, gemm_x8<true>,
                        gemm_k<144, dot_q4_K>, gemm_k<210, dot_q6_K>,
                        gemm_f<true>, gemm_f<false>, scores_f16, mix_f16, dot_f16, axpy_f16, dot_f32, axpy_f32};
 

@@ -12,6 +12,7 @@
 #include "cyllm/model.h"
 #include "gguf/half.h"
 #include "model/kernels/kernels.h"
+#include "model/repack.h"
 #include "tiny_model.h"
 
 using cyllm::gguf::TensorType;
@@ -132,6 +133,59 @@ TEST_CASE("quantized gemm: every SIMD kernel agrees with its scalar twin, and th
             (type == TensorType::Q8_0 ? tab->q8_0 : tab->q4_0)(w.data.data(), w.row_bytes, r0, r1, xq.data(), nb, n,
                                                                 y.data(), rows);
             for (std::size_t i = 0; i < y.size(); ++i) CHECK(close(y[i], y_ref[i], 1.f + std::fabs(y_ref[i])));
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("X8 repacking: every row comes back unchanged, and the x8 kernels give the plain kernels' sums") {
+  const k::Table& ref = k::table(k::Isa::Scalar);
+  CHECK(cyllm::model::x8_supported(TensorType::Q4_0, 16));
+  CHECK_FALSE(cyllm::model::x8_supported(TensorType::Q4_0, 12));
+  CHECK_FALSE(cyllm::model::x8_supported(TensorType::Q4_K, 16));
+  for (TensorType type : {TensorType::Q8_0, TensorType::Q4_0}) {
+    for (std::size_t rows : {8u, 24u}) {
+      for (std::size_t cols : {32u, 96u, 8288u}) {
+        CAPTURE(static_cast<int>(type));
+        CAPTURE(rows);
+        CAPTURE(cols);
+        const Weights w = make_weights(type, rows, cols, static_cast<std::uint32_t>(rows + cols));
+        std::vector<std::byte> x8(w.data.size());
+        cyllm::model::repack_x8(type, w.data.data(), w.row_bytes, rows, x8.data());
+        CHECK(x8 != w.data);
+        std::vector<std::byte> row(w.row_bytes);
+        for (std::size_t r = 0; r < rows; ++r) {
+          cyllm::model::unpack_row_x8(type, x8.data(), w.row_bytes, r, row.data());
+          CHECK(std::memcmp(row.data(), w.data.data() + r * w.row_bytes, w.row_bytes) == 0);
+        }
+        const std::size_t nb = cols / 32;
+        // 1 (decoding), 3 and 4 (the short tiles), 13 and 70 (full tiles, a second slice).
+        for (std::size_t n : {1u, 3u, 4u, 13u, 70u}) {
+          CAPTURE(n);
+          const auto x = random_floats(n * cols, static_cast<std::uint32_t>(n + 7));
+          std::vector<k::BlockQ8> xq(n * nb);
+          for (std::size_t t = 0; t < n; ++t) ref.quantize_q8(x.data() + t * cols, xq.data() + t * nb, cols);
+          // Groups 1.. of the rows when there are several, written at y + 0 with stride rows.
+          const std::size_t r0 = rows > 8 ? 8 : 0;
+          std::vector<float> y_plain(n * rows, -1.f), y_ref(n * rows, -1.f), y(n * rows, -1.f);
+          (type == TensorType::Q8_0 ? ref.q8_0 : ref.q4_0)(w.data.data(), w.row_bytes, r0, rows, xq.data(), nb, n,
+                                                            y_plain.data(), rows);
+          (type == TensorType::Q8_0 ? ref.q8_0x8 : ref.q4_0x8)(x8.data(), w.row_bytes, r0, rows, xq.data(), nb, n,
+                                                                y_ref.data(), rows);
+          for (std::size_t t = 0; t < n; ++t)
+            for (std::size_t r = r0; r < rows; ++r) {
+              const std::size_t i = t * rows + (r - r0);
+              CHECK(close(y_ref[i], y_plain[i], 1.f + std::fabs(y_plain[i])));
+            }
+          for (const k::Table* tab : fast_tables()) {
+            CAPTURE(k::isa_name(tab->isa));
+            std::fill(y.begin(), y.end(), -1.f);
+            (type == TensorType::Q8_0 ? tab->q8_0x8 : tab->q4_0x8)(x8.data(), w.row_bytes, r0, rows, xq.data(), nb,
+                                                                    n, y.data(), rows);
+            // The same integer dots and the same fma per block: equal to the bit.
+            CHECK(std::memcmp(y.data(), y_ref.data(), y.size() * sizeof(float)) == 0);
           }
         }
       }

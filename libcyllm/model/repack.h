@@ -1,0 +1,33 @@
+// Weights rearranged once at load for kernels that compute 8 rows at a time.
+//
+// Layout X8 (Q4_0 and Q8_0 weights whose row count is a multiple of 8): the rows in groups
+// of 8; a group holds, block after block, the 8 rows' blocks interleaved:
+//   16 bytes   the 8 rows' f16 scales, row 0 first
+//   then the quants in 4-byte pieces, piece p of rows 0..7 at 16 + 32 * p:
+//     Q4_0: the block's 16 bytes of nibbles unchanged (4 pieces): low nibbles are elements
+//           4p..4p+3, high nibbles elements 16+4p..16+4p+3;
+//     Q8_0: the 32 int8 plus 128, as unsigned bytes (8 pieces): elements 4p..4p+3.
+// So a 256-bit load of a piece holds 4 elements of each of the 8 rows; against 4
+// activation bytes broadcast to every lane, one vpdpbusd adds 4 products to each row's own
+// lane, and a block ends with each row's integer dot whole in its lane: no horizontal
+// sums, and one float multiply-add per block for 8 rows. The group of 8 rows takes the same
+// bytes as before (8 * the row's bytes), read in address order.
+#pragma once
+
+#include <cstddef>
+
+#include "cyllm/gguf.h"
+
+namespace cyllm::model {
+
+// True when weights of this type and shape are repacked to X8.
+bool x8_supported(gguf::TensorType t, std::size_t n_rows);
+
+// src: n_rows rows of row_bytes in the GGUF encoding -> dst (the same size) in X8.
+void repack_x8(gguf::TensorType t, const std::byte* src, std::size_t row_bytes, std::size_t n_rows,
+               std::byte* dst);
+
+// Row r of X8 data back in the GGUF encoding (row_bytes into out).
+void unpack_row_x8(gguf::TensorType t, const std::byte* data, std::size_t row_bytes, std::size_t r, std::byte* out);
+
+}  // namespace cyllm::model
