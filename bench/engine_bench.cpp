@@ -169,7 +169,11 @@ class NativeAdapter {
  public:
   bool load(const std::string& path, int threads, std::string& err) {
     threads_ = threads;
-    auto m = model::Model::load(path);
+    model::LoadOptions opts;
+    // --no-repack in the parent: the Q4_0/Q8_0 weights used in place (the A/B of repacking).
+    const char* repack = std::getenv("CYLLM_BENCH_REPACK");
+    opts.repack = !(repack && std::strcmp(repack, "0") == 0);
+    auto m = model::Model::load(path, opts);
     if (!m) {
       err = m.error().to_string();
       return false;
@@ -331,6 +335,7 @@ void usage() {
                "  --seqs LIST      concurrent sequences for aggregate decoding (default 1,4,16)\n"
                "  --steps N        decoding steps per sequence in that test (default 32)\n"
                "  --no-batch       skip the aggregate decoding test\n"
+               "  --no-repack      cy-llm uses Q4_0/Q8_0 weights in place (LoadOptions::repack = false)\n"
                "  --write-only     write the models that are missing, then stop\n"
                "  --no-llama       native engine only (no ratios)\n"
                "  --llama-dir DIR  where scripts/setup-llama-bench put llama_runner\n"
@@ -570,6 +575,7 @@ int main(int argc, char** argv) {
     else if (f == "--seqs") o.seqs = engine_bench::parse_int_list(next());
     else if (f == "--steps") o.steps = std::max(1, std::atoi(next()));
     else if (f == "--no-batch") o.batch = false;
+    else if (f == "--no-repack") ::setenv("CYLLM_BENCH_REPACK", "0", 1);
     else if (f == "--write-only") o.write_only = true;
     else if (f == "--no-llama") o.llama = false;
     else if (f == "--llama-dir") o.llama_dir = next();

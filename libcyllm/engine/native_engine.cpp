@@ -26,9 +26,9 @@ Result<void> check_config(const EngineConfig& c) {
     return Error(Errc::InvalidRequest, "the native engine runs the GGUF file's own tensor types; "
                                        "quantization \"" + c.quantization + "\" is not supported");
   for (const auto& [k, v] : c.extra_config) {
-    if (k != "use_mmap" && k != "populate" && k != "kv_type")
+    if (k != "use_mmap" && k != "populate" && k != "kv_type" && k != "repack")
       return Error(Errc::InvalidRequest, "unknown extra_config key \"" + k +
-                                             "\" for the native engine (known: use_mmap, populate, kv_type)");
+                                             "\" for the native engine (known: use_mmap, populate, repack, kv_type)");
     model::KvType t;
     if (k == "kv_type" && !model::parse_kv_type(v, t))
       return Error(Errc::InvalidRequest, "kv_type \"" + v + "\" is not one of f32, f16, q8_0");
@@ -96,6 +96,8 @@ Result<void> NativeEngine::load_model(const std::string& path, const EngineConfi
   opts.file.use_mmap = flag_value(config, "use_mmap", true);
   opts.file.mmap_fallback = false;  // the retry below does it, and logs it
   opts.file.populate = flag_value(config, "populate", false);
+  opts.repack = flag_value(config, "repack", true);
+  opts.n_threads = config.n_threads;
   auto attempt = [&]() -> Result<std::shared_ptr<const model::Model>> {
     try {
       return model::Model::load(path, opts);

@@ -20,9 +20,9 @@ void matmul(const WeightMatrix& w, const float* x, std::size_t n_tokens, float* 
   const std::size_t work = n_cols * n_rows * n_tokens;
   const std::size_t workers = std::clamp<std::size_t>(work / kMinWorkPerChunk, 1, pool.size());
   // About 8 chunks per worker (so that a worker slowed by another process is helped by
-  // the others), each a multiple of 8 rows (the kernels' tiles: 4 rows, 8 for x8 weights).
+  // the others), each a multiple of 16 rows (the kernels' tiles: 4 rows; 8 or 16 for x8 weights).
   std::size_t grain = workers == 1 ? n_rows : (n_rows + workers * 8 - 1) / (workers * 8);
-  grain = std::max<std::size_t>(8, (grain + 7) / 8 * 8);
+  grain = std::max<std::size_t>(16, (grain + 15) / 16 * 16);
 
   using T = gguf::TensorType;
   if (!ctx.reference() && (w.type == T::Q8_0 || w.type == T::Q4_0)) {

@@ -1,4 +1,5 @@
 #include <new>
+#include <system_error>
 
 #include "model/hparams.h"
 #include "model/model_impl.h"
@@ -30,7 +31,7 @@ Result<std::shared_ptr<const Model>> load_model(const std::string& path, const L
   gguf::File file = CYLLM_TRY(gguf::File::open(path, opts.file));
   HParams hp = CYLLM_TRY(parse_hparams(file));
   Weights weights = CYLLM_TRY(bind_weights(file, hp));
-  if (opts.repack) repack_weights(weights, file.mmapped());
+  if (opts.repack) repack_weights(weights, file.mmapped(), opts.n_threads ? opts.n_threads : effective_cpu_count());
   tokenizer::Tokenizer tok = CYLLM_TRY(tokenizer::Tokenizer::load(file));
   if (tok.n_vocab() > hp.n_vocab)
     return Error(Errc::BadModel, "the tokenizer has " + std::to_string(tok.n_vocab()) +
@@ -41,6 +42,8 @@ Result<std::shared_ptr<const Model>> load_model(const std::string& path, const L
       std::make_shared<ModelImpl>(std::move(file), std::move(hp), std::move(weights), std::move(tok)));
 } catch (const std::bad_alloc&) {
   return Error(Errc::OutOfMemory, "out of memory");
+} catch (const std::system_error& e) {
+  return Error(Errc::OutOfMemory, std::string("cannot start a thread to repack the weights: ") + e.what());
 }
 
 }  // namespace

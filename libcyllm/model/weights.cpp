@@ -3,8 +3,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include <cstdlib>
+#include <algorithm>
 #include <new>
+#include <thread>
 #include <string>
 
 #include "model/repack.h"
@@ -115,7 +116,16 @@ Result<Weights> bind_weights(const gguf::File& file, const HParams& hp) try {
   return Error(Errc::OutOfMemory, "out of memory while binding the weights");
 }
 
-void AlignedFree::operator()(std::byte* p) const { std::free(p); }
+PageBuffer::PageBuffer(std::size_t n) : n_(n) {
+  void* p = ::mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) throw std::bad_alloc();
+  ::madvise(p, n, MADV_HUGEPAGE);  // a hint: fails harmlessly where THP is off
+  p_ = static_cast<std::byte*>(p);
+}
+
+PageBuffer::~PageBuffer() {
+  if (p_) ::munmap(p_, n_);
+}
 
 namespace {
 
@@ -128,26 +138,37 @@ void drop_pages(const std::byte* p, std::size_t n) {
   if (b < e) ::madvise(reinterpret_cast<void*>(b), e - b, MADV_DONTNEED);
 }
 
-void repack(WeightMatrix& m, std::vector<AlignedBytes>& owned, bool file_mmapped) {
+void repack(WeightMatrix& m, std::vector<PageBuffer>& owned, bool file_mmapped, unsigned n_threads) {
   if (m.empty() || m.x8 || !x8_supported(m.type, m.n_rows)) return;
   const std::size_t n = m.n_rows * m.row_bytes;
-  AlignedBytes buf(static_cast<std::byte*>(std::aligned_alloc(64, (n + 63) / 64 * 64)));
-  if (!buf) throw std::bad_alloc();
-  repack_x8(m.type, m.data, m.row_bytes, m.n_rows, buf.get());
+  PageBuffer buf(n);
+  // Groups of 8 rows split across the threads (the first part on this one).
+  const std::size_t groups = m.n_rows / 8, per = (groups + n_threads - 1) / n_threads;
+  const std::size_t group_bytes = 8 * m.row_bytes;
+  auto part = [&](std::size_t g0) {
+    const std::size_t g1 = std::min(groups, g0 + per);
+    if (g0 < g1)
+      repack_x8(m.type, m.data + g0 * group_bytes, m.row_bytes, (g1 - g0) * 8, buf.data() + g0 * group_bytes);
+  };
+  std::vector<std::thread> threads;
+  for (unsigned i = 1; i < n_threads && i * per < groups; ++i) threads.emplace_back(part, i * per);
+  part(0);
+  for (std::thread& t : threads) t.join();
   if (file_mmapped) drop_pages(m.data, n);
-  m.data = buf.get();
+  m.data = buf.data();
   m.x8 = true;
   owned.push_back(std::move(buf));
 }
 
 }  // namespace
 
-void repack_weights(Weights& w, bool file_mmapped) {
+void repack_weights(Weights& w, bool file_mmapped, unsigned n_threads) {
+  n_threads = std::max(1u, n_threads);
   // token_embd stays as it is: embedding reads single rows. A tied output is token_embd.
-  if (w.output.data != w.token_embd.data) repack(w.output, w.repacked, file_mmapped);
+  if (w.output.data != w.token_embd.data) repack(w.output, w.repacked, file_mmapped, n_threads);
   for (LayerWeights& l : w.layers)
     for (WeightMatrix* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down})
-      repack(*m, w.repacked, file_mmapped);
+      repack(*m, w.repacked, file_mmapped, n_threads);
 }
 
 }  // namespace cyllm::model

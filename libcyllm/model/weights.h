@@ -30,11 +30,21 @@ struct WeightMatrix {
   bool empty() const { return data == nullptr; }
 };
 
-// Memory of repacked weights, aligned to a cache line.
-struct AlignedFree {
-  void operator()(std::byte* p) const;
+// Memory of repacked weights: anonymous pages, transparent huge pages where the kernel
+// allows (fewer faults at load, fewer TLB misses when the kernels stream them).
+class PageBuffer {
+ public:
+  // Throws std::bad_alloc.
+  explicit PageBuffer(std::size_t n);
+  PageBuffer(PageBuffer&& o) noexcept : p_(o.p_), n_(o.n_) { o.p_ = nullptr; }
+  PageBuffer& operator=(PageBuffer&&) = delete;
+  ~PageBuffer();
+  std::byte* data() const { return p_; }
+
+ private:
+  std::byte* p_;
+  std::size_t n_;
 };
-using AlignedBytes = std::unique_ptr<std::byte[], AlignedFree>;
 
 // Per-layer weights. Norm weights and biases are small; they are copied as f32 so that
 // files storing them in F16 work too. Empty vectors/matrices are absent (optional) ones.
@@ -61,7 +71,7 @@ struct Weights {
   WeightMatrix output;            // [n_embd] -> [n_vocab]; token_embd when tied
   std::vector<float> rope_freqs;  // [n_rot / 2] divisors of the RoPE frequencies (Llama 3.1); optional
   std::vector<LayerWeights> layers;
-  std::vector<AlignedBytes> repacked;  // the data of the x8 matrices
+  std::vector<PageBuffer> repacked;  // the data of the x8 matrices
 };
 
 // Binds every tensor the architecture needs. BadModel names a missing tensor or one of the
@@ -73,7 +83,7 @@ Result<Weights> bind_weights(const gguf::File& file, const HParams& hp);
 // and Q8_0 projections; not token_embd, which is read a row at a time). When the file is
 // mapped, the pages of the originals are dropped from the process (madvise DONTNEED: the
 // file's pages stay in the page cache), so that the resident size stays close to the
-// file's. Throws std::bad_alloc.
-void repack_weights(Weights& w, bool file_mmapped);
+// file's. n_threads threads share the work. Throws std::bad_alloc.
+void repack_weights(Weights& w, bool file_mmapped, unsigned n_threads);
 
 }  // namespace cyllm::model

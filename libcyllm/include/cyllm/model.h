@@ -52,6 +52,7 @@ struct LoadOptions {
   // over those weights at load; the mapped originals are released, so the resident size
   // stays about the file's. false: every weight is used in place from the file.
   bool repack = true;
+  unsigned n_threads = 0;  // threads of the repacking; 0: effective_cpu_count()
 };
 
 class Model {
