@@ -198,7 +198,8 @@ TEST_CASE("K-quant gemm (Q4_K, Q6_K): every SIMD kernel agrees with its scalar t
   for (TensorType type : {TensorType::Q4_K, TensorType::Q6_K}) {
     for (std::size_t rows : {1u, 3u, 6u}) {
       for (std::size_t cols : {256u, 512u}) {
-        for (std::size_t n : {1u, 4u, 6u}) {
+        // 1: decoding; 4, 6: short tiles; 13: a full tile of 8 and a tail; 70: a second slice.
+        for (std::size_t n : {1u, 4u, 6u, 13u, 70u}) {
           CAPTURE(static_cast<int>(type));
           CAPTURE(rows);
           CAPTURE(cols);
@@ -259,6 +260,72 @@ TEST_CASE("float gemm (F16, F32 weights): every SIMD kernel agrees with its scal
                                                             y.data(), rows);
             for (std::size_t i = 0; i < y.size(); ++i) CHECK(close(y[i], y_ref[i], 1.f + std::fabs(y_ref[i])));
           }
+        }
+      }
+    }
+  }
+}
+
+// The server batches concurrent requests: a sequence must get the same logits alone and in
+// a batch, so every kernel must form each output the same way for one activation row and
+// for many (the tiles differ; the order of each sum must not).
+TEST_CASE("every kernel gives each activation row the same bits alone as in a batch") {
+  std::vector<const k::Table*> tables = fast_tables();
+  tables.push_back(&k::table(k::Isa::Scalar));
+  const std::size_t rows = 48, n = 70;  // 3 tiles of 16 rows; tiles of 8, 4 and 1 tokens, two slices
+  for (TensorType type : {TensorType::Q8_0, TensorType::Q4_0, TensorType::Q4_K, TensorType::Q6_K, TensorType::F16,
+                          TensorType::F32}) {
+    for (bool x8 : {false, true}) {
+      const bool k_quant = type == TensorType::Q4_K || type == TensorType::Q6_K;
+      const bool q8 = type == TensorType::Q8_0 || type == TensorType::Q4_0;
+      if (x8 && !q8) continue;
+      // 8448 columns: 33 K-quant blocks, 264 blocks of 32; for the floats, a slice of 7
+      // activation rows (256 KiB) ends on a tail of 3.
+      const std::size_t cols = type == TensorType::F32 || type == TensorType::F16 ? 9352 : 8448;
+      CAPTURE(static_cast<int>(type));
+      CAPTURE(x8);
+      Weights w = make_weights(type, rows, cols, 5);
+      if (x8) {
+        std::vector<std::byte> packed(w.data.size());
+        cyllm::model::repack_x8(type, w.data.data(), w.row_bytes, rows, packed.data());
+        w.data = std::move(packed);
+      }
+      const auto x = random_floats(n * cols, 11);
+      std::vector<k::BlockQ8> xq(n * cols / 32);
+      std::vector<k::BlockQ8K> xk(k_quant ? n * cols / 256 : 0);
+      for (std::size_t t = 0; t < n; ++t) {
+        k::table(k::Isa::Scalar).quantize_q8(x.data() + t * cols, xq.data() + t * cols / 32, cols);
+        if (k_quant) k::quantize_q8k(x.data() + t * cols, xk.data() + t * cols / 256, cols);
+      }
+      for (const k::Table* tab : tables) {
+        CAPTURE(k::isa_name(tab->isa));
+        // y[t * rows + r] for tokens [t0, t0 + m)
+        auto run = [&](std::size_t t0, std::size_t m, float* y) {
+          const std::byte* wd = w.data.data();
+          switch (type) {
+            case TensorType::Q8_0:
+            case TensorType::Q4_0: {
+              const auto fn = x8 ? (type == TensorType::Q8_0 ? tab->q8_0x8 : tab->q4_0x8)
+                                 : (type == TensorType::Q8_0 ? tab->q8_0 : tab->q4_0);
+              fn(wd, w.row_bytes, 0, rows, xq.data() + t0 * cols / 32, cols / 32, m, y, rows);
+              break;
+            }
+            case TensorType::Q4_K:
+            case TensorType::Q6_K:
+              (type == TensorType::Q4_K ? tab->q4_K : tab->q6_K)(wd, w.row_bytes, 0, rows, xk.data() + t0 * cols / 256,
+                                                                  cols / 256, m, y, rows);
+              break;
+            default:
+              (type == TensorType::F16 ? tab->f16 : tab->f32)(wd, w.row_bytes, 0, rows, x.data() + t0 * cols, cols, m,
+                                                              y, rows);
+          }
+        };
+        std::vector<float> batch(n * rows), one(rows);
+        run(0, n, batch.data());
+        for (std::size_t t : {0u, 7u, 8u, 63u, 64u, 69u}) {
+          CAPTURE(t);
+          run(t, 1, one.data());
+          CHECK(std::memcmp(one.data(), batch.data() + t * rows, rows * sizeof(float)) == 0);
         }
       }
     }
