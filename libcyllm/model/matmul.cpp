@@ -11,6 +11,22 @@ bool has_kernel(gguf::TensorType t) {
   return t == T::Q8_0 || t == T::Q4_0 || t == T::Q4_K || t == T::Q6_K || t == T::F16 || t == T::F32;
 }
 
+namespace {
+
+// Quantizes the activation rows, on the pool's workers for a prompt or a batch.
+template <class F>
+void quantize_rows(ThreadPool& pool, std::size_t n_tokens, F one) {
+  if (n_tokens < 8) {
+    for (std::size_t t = 0; t < n_tokens; ++t) one(t);
+    return;
+  }
+  pool.parallel_for(n_tokens, 4, [&](unsigned, std::size_t b, std::size_t e) {
+    for (std::size_t t = b; t < e; ++t) one(t);
+  });
+}
+
+}  // namespace
+
 void matmul(const WeightMatrix& w, const float* x, std::size_t n_tokens, float* y, MatmulContext& ctx) {
   const std::size_t n_cols = w.n_cols, n_rows = w.n_rows;
   const kernels::Table& k = ctx.k();
@@ -28,7 +44,7 @@ void matmul(const WeightMatrix& w, const float* x, std::size_t n_tokens, float* 
   if (!ctx.reference() && (w.type == T::Q8_0 || w.type == T::Q4_0)) {
     const std::size_t nb = n_cols / 32;
     kernels::BlockQ8* xq = ctx.q8(nb * n_tokens);
-    for (std::size_t t = 0; t < n_tokens; ++t) k.quantize_q8(x + t * n_cols, xq + t * nb, n_cols);
+    quantize_rows(pool, n_tokens, [&](std::size_t t) { k.quantize_q8(x + t * n_cols, xq + t * nb, n_cols); });
     const kernels::GemmQFn fn = w.x8 ? (w.type == T::Q8_0 ? k.q8_0x8 : k.q4_0x8) : (w.type == T::Q8_0 ? k.q8_0 : k.q4_0);
     pool.parallel_for(n_rows, grain, [&](unsigned, std::size_t b, std::size_t e) {
       fn(w.data, w.row_bytes, b, e, xq, nb, n_tokens, y + b, n_rows);
@@ -38,7 +54,7 @@ void matmul(const WeightMatrix& w, const float* x, std::size_t n_tokens, float* 
   if (!ctx.reference() && (w.type == T::Q4_K || w.type == T::Q6_K)) {
     const std::size_t nb = n_cols / 256;
     kernels::BlockQ8K* xq = ctx.q8k(nb * n_tokens);
-    for (std::size_t t = 0; t < n_tokens; ++t) kernels::quantize_q8k(x + t * n_cols, xq + t * nb, n_cols);
+    quantize_rows(pool, n_tokens, [&](std::size_t t) { kernels::quantize_q8k(x + t * n_cols, xq + t * nb, n_cols); });
     const kernels::GemmKFn fn = w.type == T::Q4_K ? k.q4_K : k.q6_K;
     pool.parallel_for(n_rows, grain, [&](unsigned, std::size_t b, std::size_t e) {
       fn(w.data, w.row_bytes, b, e, xq, nb, n_tokens, y + b, n_rows);
