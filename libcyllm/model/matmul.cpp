@@ -63,8 +63,18 @@ void matmul(const WeightMatrix& w, const float* x, std::size_t n_tokens, float* 
   }
   if (!ctx.reference() && (w.type == T::F16 || w.type == T::F32)) {
     const kernels::GemmFFn fn = w.type == T::F16 ? k.f16 : k.f32;
+    // Rows of a batch 64 bytes further apart than their length, from a 64-byte boundary:
+    // rows a multiple of 4 KiB apart (2048 floats, say) would share L1 sets.
+    const float* xs = x;
+    std::size_t ldx = n_cols;
+    if (n_tokens > 1) {
+      ldx = n_cols + 16;
+      float* p = ctx.padded(n_tokens * ldx);
+      for (std::size_t t = 0; t < n_tokens; ++t) std::copy(x + t * n_cols, x + (t + 1) * n_cols, p + t * ldx);
+      xs = p;
+    }
     pool.parallel_for(n_rows, grain, [&](unsigned, std::size_t b, std::size_t e) {
-      fn(w.data, w.row_bytes, b, e, x, n_cols, n_tokens, y + b, n_rows);
+      fn(w.data, w.row_bytes, b, e, xs, ldx, n_cols, n_tokens, y + b, n_rows);
     });
     return;
   }

@@ -41,6 +41,12 @@ class MatmulContext {
     CYLLM_ASSERT(bytes <= 2 * max_cols_);
     return enc_.data() + std::size_t{worker} * 2 * max_cols_;
   }
+  // At least n floats for the padded activation rows of the float kernels.
+  float* padded(std::size_t n) {  // 64-byte aligned
+    if (xf_.size() < n + 16) xf_.resize(n + 16);
+    const auto a = reinterpret_cast<std::uintptr_t>(xf_.data());
+    return xf_.data() + ((64 - a % 64) % 64) / sizeof(float);
+  }
   kernels::BlockQ8K* q8k(std::size_t n) {
     if (xk_.size() < n) xk_.resize(n);
     return xk_.data();
@@ -55,6 +61,7 @@ class MatmulContext {
   std::vector<std::byte> enc_;  // x8 rows back in the GGUF encoding, per worker
   std::vector<kernels::BlockQ8> xq_;
   std::vector<kernels::BlockQ8K> xk_;
+  std::vector<float> xf_;
 };
 
 // True when matmul has a direct kernel for this weight type (else it dequantizes rows).

@@ -51,8 +51,12 @@ using GemmQFn = void (*)(const std::byte* w, std::size_t row_bytes, std::size_t 
                          const BlockQ8* x, std::size_t nb, std::size_t n, float* y, std::size_t ldy);
 using GemmKFn = void (*)(const std::byte* w, std::size_t row_bytes, std::size_t r0, std::size_t r1,
                          const BlockQ8K* x, std::size_t nb, std::size_t n, float* y, std::size_t ldy);
+// Float kernels: x holds n rows of n_cols floats, ldx apart (matmul pads the rows of a
+// batch so that they are not a multiple of 4 KiB apart: rows that map to the same L1 sets
+// evict each other).
 using GemmFFn = void (*)(const std::byte* w, std::size_t row_bytes, std::size_t r0, std::size_t r1,
-                         const float* x, std::size_t n_cols, std::size_t n, float* y, std::size_t ldy);
+                         const float* x, std::size_t ldx, std::size_t n_cols, std::size_t n, float* y,
+                         std::size_t ldy);
 
 struct Table {
   Isa isa;

@@ -196,12 +196,12 @@ void axpy_f32(float* y, float a, const float* v, std::size_t n) {
 
 template <bool kHalf>
 void gemm_f(const std::byte* w, std::size_t row_bytes, std::size_t r0, std::size_t r1, const float* x,
-            std::size_t n_cols, std::size_t n, float* y, std::size_t ldy) {
+            std::size_t ldx, std::size_t n_cols, std::size_t n, float* y, std::size_t ldy) {
   for (std::size_t t = 0; t < n; ++t)
     for (std::size_t r = r0; r < r1; ++r) {
       const std::byte* wr = w + r * row_bytes;
-      y[t * ldy + (r - r0)] = kHalf ? dot_f16(x + t * n_cols, reinterpret_cast<const std::uint16_t*>(wr), n_cols)
-                                    : dot_f32(x + t * n_cols, reinterpret_cast<const float*>(wr), n_cols);
+      y[t * ldy + (r - r0)] = kHalf ? dot_f16(x + t * ldx, reinterpret_cast<const std::uint16_t*>(wr), n_cols)
+                                    : dot_f32(x + t * ldx, reinterpret_cast<const float*>(wr), n_cols);
     }
 }
 

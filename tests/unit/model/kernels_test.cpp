@@ -247,7 +247,7 @@ TEST_CASE("float gemm (F16, F32 weights): every SIMD kernel agrees with its scal
           const auto x = random_floats(n * cols, static_cast<std::uint32_t>(n + 7));
           std::vector<float> y_ref(n * rows), y(n * rows);
           const auto fn_ref = type == TensorType::F16 ? ref.f16 : ref.f32;
-          fn_ref(w.data.data(), w.row_bytes, 0, rows, x.data(), cols, n, y_ref.data(), rows);
+          fn_ref(w.data.data(), w.row_bytes, 0, rows, x.data(), cols, cols, n, y_ref.data(), rows);
           for (std::size_t t = 0; t < n; ++t)
             for (std::size_t r = 0; r < rows; ++r) {
               double exact = 0;
@@ -256,8 +256,8 @@ TEST_CASE("float gemm (F16, F32 weights): every SIMD kernel agrees with its scal
             }
           for (const k::Table* tab : fast_tables()) {
             CAPTURE(k::isa_name(tab->isa));
-            (type == TensorType::F16 ? tab->f16 : tab->f32)(w.data.data(), w.row_bytes, 0, rows, x.data(), cols, n,
-                                                            y.data(), rows);
+            (type == TensorType::F16 ? tab->f16 : tab->f32)(w.data.data(), w.row_bytes, 0, rows, x.data(), cols, cols,
+                                                            n, y.data(), rows);
             for (std::size_t i = 0; i < y.size(); ++i) CHECK(close(y[i], y_ref[i], 1.f + std::fabs(y_ref[i])));
           }
         }
@@ -316,8 +316,8 @@ TEST_CASE("every kernel gives each activation row the same bits alone as in a ba
                                                                   cols / 256, m, y, rows);
               break;
             default:
-              (type == TensorType::F16 ? tab->f16 : tab->f32)(wd, w.row_bytes, 0, rows, x.data() + t0 * cols, cols, m,
-                                                              y, rows);
+              (type == TensorType::F16 ? tab->f16 : tab->f32)(wd, w.row_bytes, 0, rows, x.data() + t0 * cols, cols, cols,
+                                                              m, y, rows);
           }
         };
         std::vector<float> batch(n * rows), one(rows);
