@@ -482,7 +482,12 @@ class Run {
   bool open_part(Job& j, bool truncate) {
     // The locked descriptor is the part itself (Cache::lock_part): write through a
     // duplicate of it rather than opening the path again.
+    // A part that is already empty is not truncated: ext4 flushes a file truncated to
+    // zero when it is closed (its auto_da_alloc rule for replace-by-truncate), which made
+    // close() write each small file to disk synchronously.
     j.fd = ::fcntl(j.lock_fd, F_DUPFD_CLOEXEC, 0);
+    struct stat st{};
+    if (truncate && j.fd >= 0 && ::fstat(j.fd, &st) == 0 && st.st_size == 0) truncate = false;
     if (j.fd < 0 || (truncate && ::ftruncate(j.fd, 0) != 0) || ::lseek(j.fd, 0, truncate ? SEEK_SET : SEEK_END) < 0) {
       j.write_error = Error(Errc::Io, "cannot open " + quote(j.part) + ": " + std::strerror(errno));
       close_fd(j);
