@@ -31,6 +31,11 @@ namespace fs = std::filesystem;
 Cache::Cache(std::string root) : root_(std::move(root)) {
   while (root_.size() > 1 && root_.back() == '/') root_.pop_back();
   index_ = std::make_shared<IndexLog>(root_ + "/index/entries.log");
+  // Entries of the old layout are looked for only where its directories exist (a failed
+  // open per download otherwise).
+  struct stat st{};
+  legacy_url_ = ::stat((root_ + "/index/url").c_str(), &st) == 0;
+  legacy_sha256_ = ::stat((root_ + "/index/sha256").c_str(), &st) == 0;
 }
 
 Result<void> Cache::ensure_layout() const {
@@ -96,6 +101,7 @@ bool Cache::entry_usable(const IndexEntry& e) const {
 std::optional<IndexEntry> Cache::lookup(std::string_view url) const {
   auto e = index_->find_url(url);
   if (e && entry_usable(*e)) return e;
+  if (!legacy_url_) return std::nullopt;
   auto old = read_legacy_entry(root_ + "/index/url/" + sha256_hex(url) + ".json");
   if (!old || old->url != url || !entry_usable(*old)) return std::nullopt;
   (void)index_->append(*old);  // migrated: the next lookup finds it in the log
@@ -107,7 +113,7 @@ std::optional<IndexEntry> Cache::lookup_blob(std::string_view sha256) const {
   if (sha256.empty() || ::stat(blob_path(sha256).c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
   const auto size = static_cast<std::uint64_t>(st.st_size);
   auto e = index_->find_sha256(sha256);
-  if (!e) {
+  if (!e && legacy_sha256_) {
     e = read_legacy_entry(root_ + "/index/sha256/" + std::string(sha256) + ".json");
     if (e && e->sha256 != sha256) e.reset();
     if (e) (void)index_->append(*e);
@@ -190,7 +196,7 @@ Result<std::uint64_t> Cache::gc(std::uint64_t max_bytes) const {
     if (::unlink(blob_path(b.hex).c_str()) == 0) {
       total -= b.size;
       freed += b.size;
-      ::unlink((root_ + "/index/sha256/" + b.hex + ".json").c_str());
+      if (legacy_sha256_) ::unlink((root_ + "/index/sha256/" + b.hex + ".json").c_str());
     }
     unlock_part(b.hex, fd);
   }

@@ -186,6 +186,7 @@ class Cache {
 
   std::string root_;
   std::shared_ptr<IndexLog> index_;
+  bool legacy_url_ = false, legacy_sha256_ = false;  // index/url/, index/sha256/ of old caches
 };
 
 // "10G", "500M", "1.5GiB", "0" -> bytes. BadSource-free: InvalidArgument on garbage.
