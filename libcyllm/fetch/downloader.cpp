@@ -321,7 +321,7 @@ struct Job {
 };
 
 constexpr std::size_t kWriteBuffer = 1u << 20;
-constexpr std::size_t kDirectWrite = 32u << 10;  // chunks this large skip the write buffer
+constexpr std::uint64_t kDirectWrite = 1u << 20;  // bodies up to this size skip the write buffer
 constexpr std::uint64_t kInlineHash = 8u << 20;  // bodies past this are hashed on a thread
 
 class Run {
@@ -598,9 +598,10 @@ class Run {
   bool on_body(Job& j, std::string_view data) {
     if (j.verdict != Job::Verdict::Body || j.fd < 0) return false;
     j.received += data.size();
-    if (j.wbuf.empty() && data.size() >= kDirectWrite && j.offset + j.received <= kInlineHash) {
-      // A chunk this large is written as it is (a whole small file often comes in one):
-      // no copy into the write buffer.
+    if (j.wbuf.empty() && j.total && *j.total <= kDirectWrite) {
+      // A small body is written as it comes (libcurl hands over 16 KiB at a time) and
+      // hashed while those bytes are still in the CPU's cache: no copy into the write
+      // buffer, whose batching pays only for large files.
       if (!write_out(j, data)) return false;
       EVP_DigestUpdate(j.md, data.data(), data.size());
     } else {
@@ -832,7 +833,9 @@ class Run {
       EVP_DigestFinal_ex(j.md, out, &n);
       hex = to_hex(out, n);
     }
-    std::uint64_t size = (j.lock_fd >= 0 ? fd_size(j.lock_fd) : file_size(j.part)).value_or(0);
+    // A body written through j.fd ends at offset + received; a part completed earlier is
+    // as large as it is.
+    std::uint64_t size = hash_whole_file || j.lock_fd < 0 ? file_size(j.part).value_or(0) : j.offset + j.received;
     if (a.size_bytes && *a.size_bytes != size) {
       remove_part(j);
       fail(j, Error(Errc::SizeMismatch, a.source + ": got " + std::to_string(size) + " bytes, expected " +
@@ -909,7 +912,10 @@ class Run {
       }
       j.res.path = o.path;
       if (progress_) progress_->finished(j.id, true, false);
-      unlock(j);
+      // The part is a blob now: nothing is left at its path to clean up, and closing the
+      // descriptor releases the lock.
+      if (j.lock_fd >= 0) ::close(j.lock_fd);
+      j.lock_fd = -1;
       j.state = Job::State::Done;
     }
   }

@@ -25,7 +25,39 @@ bool is_hex(std::string_view s) {
   return std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
 }
 
-std::string check_of(std::string_view payload) { return sha256_hex(payload).substr(0, kCheckLen); }
+// FNV-1a, 64 bits: catches a torn or zero-filled record; not a defence against an
+// attacker (who can write the cache can write its blobs too).
+std::string check_of(std::string_view payload) {
+  std::uint64_t h = 0xcbf29ce484222325ull;
+  for (unsigned char c : payload) {
+    h ^= c;
+    h *= 0x100000001b3ull;
+  }
+  static const char* hex = "0123456789abcdef";
+  std::string out(kCheckLen, '0');
+  for (std::size_t i = 0; i < kCheckLen; ++i) out[kCheckLen - 1 - i] = hex[(h >> (4 * i)) & 15];
+  return out;
+}
+
+// A JSON string literal (control characters, '"' and '\\' escaped; other bytes as they are).
+void append_json_string(std::string& out, std::string_view s) {
+  static const char* hex = "0123456789abcdef";
+  out += '"';
+  for (char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += ch;
+    } else if (c < 0x20) {
+      out += "\\u00";
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    } else {
+      out += ch;
+    }
+  }
+  out += '"';
+}
 
 std::optional<IndexEntry> decode_payload(std::string_view payload) {
   auto j = nlohmann::json::parse(payload, nullptr, false);
@@ -76,11 +108,21 @@ bool write_all(int fd, std::string_view data) {
 }  // namespace
 
 std::string encode_index_record(const IndexEntry& e) {
-  nlohmann::ordered_json j = {{"url", e.url},          {"etag", e.etag},           {"sha256", e.sha256},
-                              {"size_bytes", e.size_bytes}, {"hf_commit", e.hf_commit}, {"filename", e.filename}};
-  // ASCII only, and bytes that are not UTF-8 replaced rather than thrown about: such an
-  // entry then matches nothing, which is a cache miss.
-  std::string payload = j.dump(-1, ' ', true, nlohmann::json::error_handler_t::replace);
+  // Written by hand (a record per download; nlohmann's tree cost more than the write).
+  // Bytes that are not UTF-8 make the reader's JSON parser refuse the record: a miss.
+  std::string payload;
+  payload.reserve(128 + e.url.size() + e.etag.size() + e.hf_commit.size() + e.filename.size());
+  payload += "{\"url\":";
+  append_json_string(payload, e.url);
+  payload += ",\"etag\":";
+  append_json_string(payload, e.etag);
+  payload += ",\"sha256\":";
+  append_json_string(payload, e.sha256);
+  payload += ",\"size_bytes\":" + std::to_string(e.size_bytes) + ",\"hf_commit\":";
+  append_json_string(payload, e.hf_commit);
+  payload += ",\"filename\":";
+  append_json_string(payload, e.filename);
+  payload += '}';
   std::string out;
   out.reserve(kMarker.size() + kCheckLen + payload.size() + 2);
   out += kMarker;
@@ -129,8 +171,11 @@ void IndexLog::refresh_locked() {
     if (!exists && fd_ < 0) return;  // no log yet: nothing to read (and nothing created)
     if (!open_locked()) return;
   }
+  // The path names fd_'s file here, so its size is fd_'s (no fstat).
   struct stat st{};
-  if (::fstat(fd_, &st) != 0 || static_cast<std::uint64_t>(st.st_size) <= consumed_) return;
+  if (exists) st = now;
+  else if (::fstat(fd_, &st) != 0) return;
+  if (static_cast<std::uint64_t>(st.st_size) <= consumed_) return;
   std::string buf(static_cast<std::size_t>(static_cast<std::uint64_t>(st.st_size) - consumed_), '\0');
   std::size_t got = 0;
   while (got < buf.size()) {
@@ -152,15 +197,20 @@ Result<void> IndexLog::append(const IndexEntry& e) {
     if (fd_ < 0 && !open_locked()) break;
     if (::flock(fd_, LOCK_EX) != 0) break;
     // compact() replaces the file under this lock: append to the one the path names.
-    if (!same_file(fd_, path_)) {
+    struct stat st{};
+    if (::stat(path_.c_str(), &st) != 0 || st.st_ino != ino_ || st.st_dev != dev_) {
       ::flock(fd_, LOCK_UN);
       if (!open_locked()) break;
       continue;
     }
+    // Under the lock nobody else appends: when everything before the end was read
+    // already, this record need not be read back either.
+    const bool caught_up = static_cast<std::uint64_t>(st.st_size) == consumed_;
     const bool ok = write_all(fd_, record);
     const int err = errno;
     ::flock(fd_, LOCK_UN);
     if (!ok) return Error(Errc::Io, "cannot append to " + util::quote(path_) + ": " + std::strerror(err));
+    if (caught_up) consumed_ += record.size();
     add_locked(e);
     return {};
   }

@@ -1,7 +1,7 @@
 // The cache's index as one append-only log: <root>/index/entries.log.
 //
 //   record  := "I1 " CHECK " " PAYLOAD "\n"
-//   CHECK   := 16 lower-case hex digits: the first 8 bytes of SHA-256(PAYLOAD)
+//   CHECK   := 16 lower-case hex digits: FNV-1a (64 bits) of PAYLOAD
 //   PAYLOAD := one JSON object on one line (control characters escaped, so never a '\n'):
 //              {"url","etag","sha256","size_bytes","hf_commit","filename"}
 //
