@@ -1,14 +1,17 @@
 // The content-addressed cache:
 //
 //   <root>/blobs/sha256/<hex>          complete, verified files (read-only, mtime = last use)
-//   <root>/index/url/<sha256(url)>.json {url, etag, sha256, size_bytes, hf_commit, filename}
-//   <root>/index/sha256/<hex>.json     the same, found by content (lock lines know only hashes)
+//   <root>/index/entries.log           the index: one record per download, appended
+//                                      {url, etag, sha256, size_bytes, hf_commit, filename};
+//                                      the last record of a URL or a sha256 wins (index_log.h)
 //   <root>/partial/<key>.part          resumable downloads (+ .etag: the validator for If-Range),
 //                                      each also the flock of its key; key = expected sha256,
 //                                      else sha256(url)
 //
-// Index files are written atomically (temp + rename), so readers see old or new, never half;
-// they are not fsynced (hints: a lost entry is a cache miss).
+// Caches written before the log kept one JSON file per entry, index/url/<sha256(url)>.json
+// and index/sha256/<hex>.json; they are still read when the log has no entry, and an entry
+// found there is appended to the log. Index entries are not fsynced (hints: a lost entry
+// is a cache miss).
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -18,6 +21,7 @@
 #include <filesystem>
 
 #include "cyllm/fetch.h"
+#include "fetch/index_log.h"
 #include "util/strings.h"
 
 namespace cyllm::fetch {
@@ -26,10 +30,16 @@ namespace fs = std::filesystem;
 
 Cache::Cache(std::string root) : root_(std::move(root)) {
   while (root_.size() > 1 && root_.back() == '/') root_.pop_back();
+  index_ = std::make_shared<IndexLog>(root_ + "/index/entries.log");
+  // Entries of the old layout are looked for only where its directories exist (a failed
+  // open per download otherwise).
+  struct stat st{};
+  legacy_url_ = ::stat((root_ + "/index/url").c_str(), &st) == 0;
+  legacy_sha256_ = ::stat((root_ + "/index/sha256").c_str(), &st) == 0;
 }
 
 Result<void> Cache::ensure_layout() const {
-  for (const char* sub : {"/blobs/sha256", "/index/url", "/index/sha256", "/partial"}) {
+  for (const char* sub : {"/blobs/sha256", "/index", "/partial"}) {
     std::error_code ec;
     fs::create_directories(root_ + sub, ec);
     if (ec) return Error(Errc::Io, "cannot create the cache directory " + util::quote(root_ + sub) + ": " + ec.message());
@@ -57,15 +67,14 @@ bool Cache::blob_has_size(std::string_view sha256, std::uint64_t size) const {
 
 namespace {
 
-std::optional<IndexEntry> read_entry(const std::string& path) {
-  std::error_code ec;
-  if (!fs::is_regular_file(path, ec)) return std::nullopt;
-  FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) return std::nullopt;
+// An entry of the old layout (one JSON file per URL or hash), or nothing.
+std::optional<IndexEntry> read_legacy_entry(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
   std::string text;
   char buf[4096];
-  for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0 && text.size() < (1 << 20);) text.append(buf, n);
-  std::fclose(f);
+  for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0 && text.size() < (1 << 20);) text.append(buf, static_cast<std::size_t>(n));
+  ::close(fd);
   auto j = nlohmann::json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return std::nullopt;
   IndexEntry e;
@@ -82,59 +91,44 @@ std::optional<IndexEntry> read_entry(const std::string& path) {
 
 }  // namespace
 
+// One stat: the blob exists and has the size its entry recorded.
+bool Cache::entry_usable(const IndexEntry& e) const {
+  struct stat st{};
+  return !e.sha256.empty() && ::stat(blob_path(e.sha256).c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+         (e.size_bytes == 0 || static_cast<std::uint64_t>(st.st_size) == e.size_bytes);
+}
+
 std::optional<IndexEntry> Cache::lookup(std::string_view url) const {
-  auto e = read_entry(root_ + "/index/url/" + sha256_hex(url) + ".json");
-  if (!e || e->url != url || !has_blob(e->sha256) || !blob_has_size(e->sha256, e->size_bytes)) return std::nullopt;
-  return e;
+  auto e = index_->find_url(url);
+  if (e && entry_usable(*e)) return e;
+  if (!legacy_url_) return std::nullopt;
+  auto old = read_legacy_entry(root_ + "/index/url/" + sha256_hex(url) + ".json");
+  if (!old || old->url != url || !entry_usable(*old)) return std::nullopt;
+  (void)index_->append(*old);  // migrated: the next lookup finds it in the log
+  return old;
 }
 
 std::optional<IndexEntry> Cache::lookup_blob(std::string_view sha256) const {
-  if (!has_blob(sha256)) return std::nullopt;
-  auto e = read_entry(root_ + "/index/sha256/" + std::string(sha256) + ".json");
-  if (e && e->sha256 == sha256 && !blob_has_size(sha256, e->size_bytes)) return std::nullopt;
-  if (!e || e->sha256 != sha256) {
-    IndexEntry bare;
-    bare.sha256 = std::string(sha256);
-    struct stat st{};
-    if (::stat(blob_path(sha256).c_str(), &st) == 0) bare.size_bytes = static_cast<std::uint64_t>(st.st_size);
-    return bare;
+  struct stat st{};
+  if (sha256.empty() || ::stat(blob_path(sha256).c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
+  const auto size = static_cast<std::uint64_t>(st.st_size);
+  auto e = index_->find_sha256(sha256);
+  if (!e && legacy_sha256_) {
+    e = read_legacy_entry(root_ + "/index/sha256/" + std::string(sha256) + ".json");
+    if (e && e->sha256 != sha256) e.reset();
+    if (e) (void)index_->append(*e);
   }
-  return e;
-}
-
-namespace {
-
-// Temp file + rename, without fsync: index entries are hints (a lost one is a cache miss)
-// and syncing two of them per download cost more than the download of a small file.
-Result<void> write_hint(const std::string& path, const std::string& text) {
-  std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return Error(Errc::Io, "cannot write " + util::quote(tmp));
-  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
-  ::close(fd);
-  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
-    ::unlink(tmp.c_str());
-    return Error(Errc::Io, "cannot write " + util::quote(path));
+  if (e) {
+    if (e->size_bytes != 0 && e->size_bytes != size) return std::nullopt;
+    return e;
   }
-  return {};
+  IndexEntry bare;
+  bare.sha256 = std::string(sha256);
+  bare.size_bytes = size;
+  return bare;
 }
 
-}  // namespace
-
-Result<void> Cache::record(const IndexEntry& e) const {
-  nlohmann::ordered_json j = {{"url", e.url},       {"etag", e.etag},           {"sha256", e.sha256},
-                              {"size_bytes", e.size_bytes}, {"hf_commit", e.hf_commit}, {"filename", e.filename}};
-  std::string text = j.dump(2) + "\n";
-  const std::string by_hash = root_ + "/index/sha256/" + e.sha256 + ".json";
-  if (e.url.empty()) return write_hint(by_hash, text);
-  const std::string by_url = root_ + "/index/url/" + sha256_hex(e.url) + ".json";
-  if (auto r = write_hint(by_url, text); !r.ok()) return r;
-  // The same entry under the hash: a second name for the file just written (one link()
-  // instead of four file operations) when there is none yet. Entries are only ever
-  // replaced by rename, so the two names never change each other.
-  if (::link(by_url.c_str(), by_hash.c_str()) == 0) return {};
-  return write_hint(by_hash, text);
-}
+Result<void> Cache::record(const IndexEntry& e) const { return index_->append(e); }
 
 void Cache::touch(std::string_view sha256) const {
   ::utimensat(AT_FDCWD, blob_path(sha256).c_str(), nullptr, 0);
@@ -202,10 +196,13 @@ Result<std::uint64_t> Cache::gc(std::uint64_t max_bytes) const {
     if (::unlink(blob_path(b.hex).c_str()) == 0) {
       total -= b.size;
       freed += b.size;
-      ::unlink((root_ + "/index/sha256/" + b.hex + ".json").c_str());
+      if (legacy_sha256_) ::unlink((root_ + "/index/sha256/" + b.hex + ".json").c_str());
     }
     unlock_part(b.hex, fd);
   }
+  // The log keeps only the entries whose blobs are still there. A log that cannot be
+  // rewritten (a read-only index) is left as it is: entries of missing blobs are misses.
+  (void)index_->compact([this](const IndexEntry& e) { return has_blob(e.sha256); });
   return freed;
 }
 

@@ -141,8 +141,9 @@ class CurlClient final : public HttpClient {
     Transfer& t = transfers_.back();
     t.request = std::move(request);
     t.handlers = std::move(handlers);
-    // A handle of an earlier transfer when there is one: curl_easy_reset clears its
-    // options but keeps its receive buffer (an allocation and page faults per file saved).
+    // A handle of an earlier transfer when there is one (curl_easy_reset clears its
+    // options). libcurl frees the receive buffer at the end of every transfer all the
+    // same, so cy-llm-fetch keeps freed memory in the heap (mallopt in tools/fetch.cpp).
     if (!idle_.empty()) {
       t.easy = idle_.back();
       idle_.pop_back();

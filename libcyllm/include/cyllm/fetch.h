@@ -4,8 +4,9 @@
 //   HttpClient   one HTTP exchange per request, many at once, driven by poll(); the libcurl
 //                implementation uses the multi interface. Never follows redirects itself:
 //                the Downloader does, so that credentials never cross to another host.
-//   Cache        blobs/sha256/<hex> under a root, an index (URL -> sha256/ETag, one JSON
-//                file per URL, written atomically), per-blob/per-URL flock files, LRU gc.
+//   Cache        blobs/sha256/<hex> under a root, an index (URL -> sha256/ETag: one
+//                append-only log, index/entries.log, one checksummed record per download),
+//                per-blob/per-URL flock files (the .part files themselves), LRU gc.
 //   Downloader   for a list of Artifacts: cache lookup (a hit makes zero requests), lock,
 //                resume from <blob>.part with Range/If-Range, SHA-256 while streaming,
 //                retries with backoff, fsync + rename into the cache, link into --dest.
@@ -146,8 +147,10 @@ struct IndexEntry {
   std::uint64_t size_bytes = 0;
 };
 
-// A content-addressed store. Safe to share between processes (flock); one Cache object is
-// used by one thread.
+class IndexLog;
+
+// A content-addressed store. Safe to share between processes (flock); lookups and record()
+// may run on several threads (the copies of a Cache share one in-memory index).
 class Cache {
  public:
   explicit Cache(std::string root);
@@ -160,11 +163,13 @@ class Cache {
   std::optional<IndexEntry> lookup(std::string_view url) const;  // only if its blob exists
   // The last entry recorded for a blob (for lock lines, which know only the hash).
   std::optional<IndexEntry> lookup_blob(std::string_view sha256) const;
-  Result<void> record(const IndexEntry& entry) const;          // atomic JSON writes
+  // Appends the entry to the index log (one record, whole or skipped by readers).
+  Result<void> record(const IndexEntry& entry) const;
   // Marks a blob as just used (mtime), for gc's least-recently-used order.
   void touch(std::string_view sha256) const;
-  // Removes least recently used blobs until the blobs total at most max_bytes. Returns
-  // the bytes freed. Blobs locked by another process are skipped.
+  // Removes least recently used blobs until the blobs total at most max_bytes, then
+  // rewrites the index log without the entries of missing blobs. Returns the bytes freed.
+  // Blobs locked by another process are skipped.
   Result<std::uint64_t> gc(std::uint64_t max_bytes) const;
   std::string part_path(std::string_view key) const;  // root/partial/<key>.part
   // The part file is also the lock of its key between processes: lock_part opens (creating
@@ -177,7 +182,11 @@ class Cache {
   void unlock_part(std::string_view key, int fd) const;
 
  private:
+  bool entry_usable(const IndexEntry& e) const;  // its blob is there, with its size
+
   std::string root_;
+  std::shared_ptr<IndexLog> index_;
+  bool legacy_url_ = false, legacy_sha256_ = false;  // index/url/, index/sha256/ of old caches
 };
 
 // "10G", "500M", "1.5GiB", "0" -> bytes. BadSource-free: InvalidArgument on garbage.
