@@ -29,6 +29,8 @@ Result<void> check_config(const EngineConfig& c) {
     if (k != "use_mmap" && k != "populate" && k != "kv_type" && k != "repack")
       return Error(Errc::InvalidRequest, "unknown extra_config key \"" + k +
                                              "\" for the native engine (known: use_mmap, populate, repack, kv_type)");
+    if (k != "kv_type" && v != "true" && v != "false" && v != "1" && v != "0" && v != "yes" && v != "no")
+      return Error(Errc::InvalidRequest, k + "=\"" + v + "\" is not a boolean: use true or false");
     model::KvType t;
     if (k == "kv_type" && !model::parse_kv_type(v, t))
       return Error(Errc::InvalidRequest, "kv_type \"" + v + "\" is not one of f32, f16, q8_0");

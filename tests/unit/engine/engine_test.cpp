@@ -281,6 +281,14 @@ TEST_CASE("load errors are engine.model_load_failed quoting the cause; the read 
   EngineConfig extra;
   extra.extra_config["nonsense"] = "1";
   CHECK(e->load_model(path, extra).error().message().find("nonsense") != std::string::npos);
+  EngineConfig bad_flag;
+  bad_flag.extra_config["repack"] = "maybe";
+  CHECK(e->load_model(path, bad_flag).error().message().find("repack=\"maybe\" is not a boolean") != std::string::npos);
+  // Weights in place (repack=false) give the tokens of the repacked default.
+  EngineConfig in_place;
+  in_place.extra_config["repack"] = "false";
+  REQUIRE(e->load_model(path, in_place).ok());
+  CHECK(run_ok(*e, greedy("Hello world", 8)).tokens == c.tokens);
 }
 
 // RLIMIT_AS cannot be used under ASan (its shadow memory); gcc and clang say so differently.
