@@ -62,7 +62,7 @@ void matmul(const WeightMatrix& w, const float* x, std::size_t n_tokens, float* 
     return;
   }
   if (!ctx.reference() && (w.type == T::F16 || w.type == T::F32)) {
-    const kernels::GemmFFn fn = w.type == T::F16 ? k.f16 : k.f32;
+    const kernels::GemmFFn fn = w.type == T::F16 ? (w.x8 ? k.f16x8 : k.f16) : k.f32;
     // Rows of a batch 64 bytes further apart than their length, from a 64-byte boundary:
     // rows a multiple of 4 KiB apart (2048 floats, say) would share L1 sets.
     const float* xs = x;

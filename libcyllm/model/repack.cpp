@@ -29,9 +29,21 @@ constexpr std::size_t piece_at(std::size_t p, std::size_t i) { return 16 + 32 * 
 
 }  // namespace
 
-bool x8_supported(T t, std::size_t n_rows) { return (t == T::Q4_0 || t == T::Q8_0) && n_rows % 8 == 0 && n_rows > 0; }
+bool x8_supported(T t, std::size_t n_rows, std::size_t n_cols) {
+  if (n_rows % 8 != 0 || n_rows == 0) return false;
+  return t == T::Q4_0 || t == T::Q8_0 || (t == T::F16 && n_cols % 16 == 0 && n_cols > 0);
+}
 
 void repack_x8(T t, const std::byte* src, std::size_t row_bytes, std::size_t n_rows, std::byte* dst) {
+  if (t == T::F16) {  // 32-byte pieces: piece c of row i at 256 * c + 32 * i of the group
+    for (std::size_t g = 0; g < n_rows / 8; ++g)
+      for (std::size_t i = 0; i < 8; ++i) {
+        const std::byte* row = src + (8 * g + i) * row_bytes;
+        std::byte* out = dst + 8 * g * row_bytes + 32 * i;
+        for (std::size_t c = 0; c < row_bytes / 32; ++c) std::memcpy(out + 256 * c, row + 32 * c, 32);
+      }
+    return;
+  }
   const X8Format f = format(t);
   const std::size_t nb = row_bytes / f.block_bytes, group_block = 8 * f.block_bytes;
   for (std::size_t g = 0; g < n_rows / 8; ++g) {
@@ -47,6 +59,11 @@ void repack_x8(T t, const std::byte* src, std::size_t row_bytes, std::size_t n_r
 }
 
 void unpack_row_x8(T t, const std::byte* data, std::size_t row_bytes, std::size_t r, std::byte* out) {
+  if (t == T::F16) {
+    const std::byte* in = data + r / 8 * 8 * row_bytes + 32 * (r % 8);
+    for (std::size_t c = 0; c < row_bytes / 32; ++c) std::memcpy(out + 32 * c, in + 256 * c, 32);
+    return;
+  }
   const X8Format f = format(t);
   const std::size_t nb = row_bytes / f.block_bytes, group_block = 8 * f.block_bytes, i = r % 8;
   const std::byte* in = data + r / 8 * 8 * row_bytes;

@@ -10,8 +10,16 @@
 // So a 256-bit load of a piece holds 4 elements of each of the 8 rows; against 4
 // activation bytes broadcast to every lane, one vpdpbusd adds 4 products to each row's own
 // lane, and a block ends with each row's integer dot whole in its lane: no horizontal
-// sums, and one float multiply-add per block for 8 rows. The group of 8 rows takes the same
-// bytes as before (8 * the row's bytes), read in address order.
+// sums, and one float multiply-add per block for 8 rows.
+//
+// F16 weights whose column count is a multiple of 16: per 16 columns, the 8 rows' 16
+// halves one after another (256 bytes; row i at 32 * i). Decoding then reads one stream in
+// address order and keeps 8 independent multiply-add chains (one per row); a prompt's tile
+// of 4 rows x 4 tokens reads 4 consecutive 32-byte pieces, and each output is the same
+// single chain in both.
+//
+// The group of 8 rows takes the same bytes as before (8 * the row's bytes), read in
+// address order.
 #pragma once
 
 #include <cstddef>
@@ -21,7 +29,7 @@
 namespace cyllm::model {
 
 // True when weights of this type and shape are repacked to X8.
-bool x8_supported(gguf::TensorType t, std::size_t n_rows);
+bool x8_supported(gguf::TensorType t, std::size_t n_rows, std::size_t n_cols);
 
 // src: n_rows rows of row_bytes in the GGUF encoding -> dst (the same size) in X8.
 void repack_x8(gguf::TensorType t, const std::byte* src, std::size_t row_bytes, std::size_t n_rows,

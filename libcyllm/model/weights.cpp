@@ -139,7 +139,7 @@ void drop_pages(const std::byte* p, std::size_t n) {
 }
 
 void repack(WeightMatrix& m, std::vector<PageBuffer>& owned, bool file_mmapped, unsigned n_threads) {
-  if (m.empty() || m.x8 || !x8_supported(m.type, m.n_rows)) return;
+  if (m.empty() || m.x8 || !x8_supported(m.type, m.n_rows, m.n_cols)) return;
   const std::size_t n = m.n_rows * m.row_bytes;
   PageBuffer buf(n);
   // Groups of 8 rows split across the threads (the first part on this one).

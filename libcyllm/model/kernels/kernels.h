@@ -71,6 +71,10 @@ struct Table {
   GemmKFn q6_K;
   GemmFFn f16;
   GemmFFn f32;
+  // F16 weights in the X8 layout (r0, r1 multiples of 8; n_cols a multiple of 16; row_bytes
+  // that of one row): each output is one chain of multiply-adds over the 16-column pieces
+  // in order, then one fixed sum of its lanes, whatever the tile.
+  GemmFFn f16x8;
   // Attention over an f16 cache, for the G query heads that share one KV head (GQA):
   //   scores_f16: s[j * G + g] = scale * dot(q[g * hd ..], k[j * ld ..])  for j < n_pos
   //   mix_f16:    out[g * hd + d] = sum_j p[j * G + g] * v[j * ld + d]   (out overwritten)

@@ -19,9 +19,11 @@
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")
 // GCC 12's 512-bit intrinsics pass _mm512_undefined_*() as the unused merge source of
-// their masked builtins, which -Wmaybe-uninitialized reports once they are inlined.
+// their masked builtins, which -Wmaybe-uninitialized (or -Wuninitialized, for
+// _mm512_cvtph_ps) reports once they are inlined.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
 
 #define CYLLM_VNNI 1

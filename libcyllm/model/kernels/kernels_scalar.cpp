@@ -205,10 +205,28 @@ void gemm_f(const std::byte* w, std::size_t row_bytes, std::size_t r0, std::size
     }
 }
 
+// F16 weights in the X8 layout: per output, lanes of 16 columns (two halves of 8 on AVX2),
+// one chain of products each, summed as the SIMD kernels' V16::sum. Not the same bits as
+// every SIMD order (the tests compare with a tolerance), but the same layout read back.
+void gemm_f16x8(const std::byte* w, std::size_t row_bytes, std::size_t r0, std::size_t r1, const float* x,
+                std::size_t ldx, std::size_t n_cols, std::size_t n, float* y, std::size_t ldy) {
+  for (std::size_t t = 0; t < n; ++t)
+    for (std::size_t r = r0; r < r1; ++r) {
+      const auto* g = reinterpret_cast<const std::uint16_t*>(w + r / 8 * 8 * row_bytes) + 16 * (r % 8);
+      float lane[16] = {};
+      for (std::size_t c = 0; c < n_cols; c += 16)
+        for (int l = 0; l < 16; ++l)
+          lane[l] = std::fma(gguf::fp16_to_fp32(g[8 * c + l]), x[t * ldx + c + l], lane[l]);
+      float s = 0;
+      for (float v : lane) s += v;
+      y[t * ldy + (r - r0)] = s;
+    }
+}
+
 const Table kScalar = {Isa::Scalar, quantize_q8, gemm_q<34, dot_q8_0>, gemm_q<18, dot_q4_0>,
                        gemm_x8<false>, gemm_x8<true>,
                        gemm_k<144, dot_q4_K>, gemm_k<210, dot_q6_K>,
-                       gemm_f<true>, gemm_f<false>, scores_f16, mix_f16, dot_f16, axpy_f16, dot_f32, axpy_f32};
+                       gemm_f<true>, gemm_f<false>, gemm_f16x8, scores_f16, mix_f16, dot_f16, axpy_f16, dot_f32, axpy_f32};
 
 }  // namespace
 

@@ -142,9 +142,9 @@ TEST_CASE("quantized gemm: every SIMD kernel agrees with its scalar twin, and th
 
 TEST_CASE("X8 repacking: every row comes back unchanged, and the x8 kernels give the plain kernels' sums") {
   const k::Table& ref = k::table(k::Isa::Scalar);
-  CHECK(cyllm::model::x8_supported(TensorType::Q4_0, 16));
-  CHECK_FALSE(cyllm::model::x8_supported(TensorType::Q4_0, 12));
-  CHECK_FALSE(cyllm::model::x8_supported(TensorType::Q4_K, 16));
+  CHECK(cyllm::model::x8_supported(TensorType::Q4_0, 16, 32));
+  CHECK_FALSE(cyllm::model::x8_supported(TensorType::Q4_0, 12, 32));
+  CHECK_FALSE(cyllm::model::x8_supported(TensorType::Q4_K, 16, 256));
   for (TensorType type : {TensorType::Q8_0, TensorType::Q4_0}) {
     for (std::size_t rows : {8u, 24u}) {
       for (std::size_t cols : {32u, 96u, 8288u}) {
@@ -187,6 +187,48 @@ TEST_CASE("X8 repacking: every row comes back unchanged, and the x8 kernels give
             // The same integer dots and the same fma per block: equal to the bit.
             CHECK(std::memcmp(y.data(), y_ref.data(), y.size() * sizeof(float)) == 0);
           }
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("X8 repacking of F16: rows come back unchanged, and the x8 kernels give the plain kernels' sums") {
+  const k::Table& ref = k::table(k::Isa::Scalar);
+  CHECK(cyllm::model::x8_supported(TensorType::F16, 8, 16));
+  CHECK_FALSE(cyllm::model::x8_supported(TensorType::F16, 8, 24));
+  CHECK_FALSE(cyllm::model::x8_supported(TensorType::F16, 4, 16));
+  CHECK_FALSE(cyllm::model::x8_supported(TensorType::F32, 8, 16));
+  for (std::size_t rows : {8u, 24u}) {
+    for (std::size_t cols : {16u, 48u, 2064u}) {
+      CAPTURE(rows);
+      CAPTURE(cols);
+      const Weights w = make_weights(TensorType::F16, rows, cols, static_cast<std::uint32_t>(rows * 3 + cols));
+      std::vector<std::byte> x8(w.data.size());
+      cyllm::model::repack_x8(TensorType::F16, w.data.data(), w.row_bytes, rows, x8.data());
+      if (cols > 16) CHECK(x8 != w.data);  // one piece per row: the same bytes
+      std::vector<std::byte> row(w.row_bytes);
+      for (std::size_t r = 0; r < rows; ++r) {
+        cyllm::model::unpack_row_x8(TensorType::F16, x8.data(), w.row_bytes, r, row.data());
+        CHECK(std::memcmp(row.data(), w.data.data() + r * w.row_bytes, w.row_bytes) == 0);
+      }
+      // 1 (decoding), 2, 3, 5 (the short tiles), 13 and 70 (full tiles, several slices).
+      for (std::size_t n : {1u, 2u, 3u, 5u, 13u, 70u}) {
+        CAPTURE(n);
+        const auto x = random_floats(n * cols, static_cast<std::uint32_t>(n + 3));
+        const std::size_t r0 = rows > 8 ? 8 : 0;
+        std::vector<float> y_plain(n * rows, -1.f), y_ref(n * rows, -1.f), y(n * rows, -1.f);
+        ref.f16(w.data.data(), w.row_bytes, r0, rows, x.data(), cols, cols, n, y_plain.data(), rows);
+        ref.f16x8(x8.data(), w.row_bytes, r0, rows, x.data(), cols, cols, n, y_ref.data(), rows);
+        for (std::size_t i = 0; i < (rows - r0) * n; ++i) {
+          const std::size_t t = i / (rows - r0), r = i % (rows - r0);
+          CHECK(close(y_ref[t * rows + r], y_plain[t * rows + r], 1.f + std::fabs(y_plain[t * rows + r])));
+        }
+        for (const k::Table* tab : fast_tables()) {
+          CAPTURE(k::isa_name(tab->isa));
+          std::fill(y.begin(), y.end(), -1.f);
+          tab->f16x8(x8.data(), w.row_bytes, r0, rows, x.data(), cols, cols, n, y.data(), rows);
+          for (std::size_t i = 0; i < y.size(); ++i) CHECK(close(y[i], y_ref[i], 1.f + std::fabs(y_ref[i])));
         }
       }
     }
@@ -278,10 +320,10 @@ TEST_CASE("every kernel gives each activation row the same bits alone as in a ba
     for (bool x8 : {false, true}) {
       const bool k_quant = type == TensorType::Q4_K || type == TensorType::Q6_K;
       const bool q8 = type == TensorType::Q8_0 || type == TensorType::Q4_0;
-      if (x8 && !q8) continue;
+      if (x8 && !q8 && type != TensorType::F16) continue;
       // 8448 columns: 33 K-quant blocks, 264 blocks of 32; for the floats, a slice of 7
-      // activation rows (256 KiB) ends on a tail of 3.
-      const std::size_t cols = type == TensorType::F32 || type == TensorType::F16 ? 9352 : 8448;
+      // activation rows (256 KiB) ends on a tail of 3 (F16 x8: 585 pieces of 16).
+      const std::size_t cols = type == TensorType::F32 || type == TensorType::F16 ? (x8 ? 9360 : 9352) : 8448;
       CAPTURE(static_cast<int>(type));
       CAPTURE(x8);
       Weights w = make_weights(type, rows, cols, 5);
@@ -315,9 +357,10 @@ TEST_CASE("every kernel gives each activation row the same bits alone as in a ba
               (type == TensorType::Q4_K ? tab->q4_K : tab->q6_K)(wd, w.row_bytes, 0, rows, xk.data() + t0 * cols / 256,
                                                                   cols / 256, m, y, rows);
               break;
-            default:
-              (type == TensorType::F16 ? tab->f16 : tab->f32)(wd, w.row_bytes, 0, rows, x.data() + t0 * cols, cols, cols,
-                                                              m, y, rows);
+            default: {
+              const auto fn = type == TensorType::F16 ? (x8 ? tab->f16x8 : tab->f16) : tab->f32;
+              fn(wd, w.row_bytes, 0, rows, x.data() + t0 * cols, cols, cols, m, y, rows);
+            }
           }
         };
         std::vector<float> batch(n * rows), one(rows);
