@@ -55,7 +55,7 @@ void matmul(const WeightMatrix& w, const float* x, std::size_t n_tokens, float* 
     const std::size_t nb = n_cols / 256;
     kernels::BlockQ8K* xq = ctx.q8k(nb * n_tokens);
     quantize_rows(pool, n_tokens, [&](std::size_t t) { kernels::quantize_q8k(x + t * n_cols, xq + t * nb, n_cols); });
-    const kernels::GemmKFn fn = w.type == T::Q4_K ? k.q4_K : k.q6_K;
+    const kernels::GemmKFn fn = w.type == T::Q4_K ? (w.x8 ? k.q4_Kx8 : k.q4_K) : k.q6_K;
     pool.parallel_for(n_rows, grain, [&](unsigned, std::size_t b, std::size_t e) {
       fn(w.data, w.row_bytes, b, e, xq, nb, n_tokens, y + b, n_rows);
     });

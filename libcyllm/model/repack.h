@@ -18,8 +18,19 @@
 // of 4 rows x 4 tokens reads 4 consecutive 32-byte pieces, and each output is the same
 // single chain in both.
 //
-// The group of 8 rows takes the same bytes as before (8 * the row's bytes), read in
-// address order.
+// Q4_K weights: per 256-column super-block, the group's 1184 bytes (148 per row, against
+// 144 in the file: the scales decoded):
+//   0     the 8 rows' d (f16), then at 16 their dmin (f16)
+//   32    sub-block scales, 6-bit values as bytes: scale j of row i at 32 + 8 * j + i
+//   96    sub-block mins as byte pairs: mins 2k, 2k+1 of row i at 96 + 16 * k + 2 * i
+//   160   quants in 4-byte pieces: bytes 32k + 4p .. +3 of row i's qs at 160 + 256 * k +
+//         32 * p + 4 * i (low nibbles: sub-block 2k, high: 2k + 1)
+// So each sub-block's integer dot is whole in its row's lane (vpdpbusd as for Q4_0), is
+// scaled by one 32-bit multiply for 8 rows, and the mins meet the activation sums in one
+// vpdpwssd per pair of sub-blocks.
+//
+// The other layouts take the same bytes as before (8 * the row's bytes), read in address
+// order.
 #pragma once
 
 #include <cstddef>
@@ -31,7 +42,10 @@ namespace cyllm::model {
 // True when weights of this type and shape are repacked to X8.
 bool x8_supported(gguf::TensorType t, std::size_t n_rows, std::size_t n_cols);
 
-// src: n_rows rows of row_bytes in the GGUF encoding -> dst (the same size) in X8.
+// Bytes per row in X8 (a group of 8 rows takes 8 times that): row_bytes, or more for Q4_K.
+std::size_t x8_row_bytes(gguf::TensorType t, std::size_t row_bytes);
+
+// src: n_rows rows of row_bytes in the GGUF encoding -> dst (n_rows * x8_row_bytes) in X8.
 void repack_x8(gguf::TensorType t, const std::byte* src, std::size_t row_bytes, std::size_t n_rows,
                std::byte* dst);
 

@@ -141,14 +141,14 @@ void drop_pages(const std::byte* p, std::size_t n) {
 void repack(WeightMatrix& m, std::vector<PageBuffer>& owned, bool file_mmapped, unsigned n_threads) {
   if (m.empty() || m.x8 || !x8_supported(m.type, m.n_rows, m.n_cols)) return;
   const std::size_t n = m.n_rows * m.row_bytes;
-  PageBuffer buf(n);
+  PageBuffer buf(m.n_rows * x8_row_bytes(m.type, m.row_bytes));
   // Groups of 8 rows split across the threads (the first part on this one).
   const std::size_t groups = m.n_rows / 8, per = (groups + n_threads - 1) / n_threads;
-  const std::size_t group_bytes = 8 * m.row_bytes;
+  const std::size_t group_bytes = 8 * m.row_bytes, x8_group_bytes = 8 * x8_row_bytes(m.type, m.row_bytes);
   auto part = [&](std::size_t g0) {
     const std::size_t g1 = std::min(groups, g0 + per);
     if (g0 < g1)
-      repack_x8(m.type, m.data + g0 * group_bytes, m.row_bytes, (g1 - g0) * 8, buf.data() + g0 * group_bytes);
+      repack_x8(m.type, m.data + g0 * group_bytes, m.row_bytes, (g1 - g0) * 8, buf.data() + g0 * x8_group_bytes);
   };
   std::vector<std::thread> threads;
   for (unsigned i = 1; i < n_threads && i * per < groups; ++i) threads.emplace_back(part, i * per);

@@ -69,6 +69,8 @@ struct Table {
   GemmQFn q4_0x8;
   GemmKFn q4_K;
   GemmKFn q6_K;
+  // Q4_K weights in the X8 layout (r0, r1 multiples of 8; nb blocks of 256 per row).
+  GemmKFn q4_Kx8;
   GemmFFn f16;
   GemmFFn f32;
   // F16 weights in the X8 layout (r0, r1 multiples of 8; n_cols a multiple of 16; row_bytes

@@ -122,6 +122,40 @@ float dot_q4_K(const u8* b, const BlockQ8K& x) {
   return d * x.d * static_cast<float>(isum) - dmin * x.d * static_cast<float>(msum);
 }
 
+// Q4_K weights in the X8 layout, as each lane of the SIMD kernels computes it (to the
+// bit): per block, the mins' sum against the activation sums, then the sub-blocks' scaled
+// integer dots, each folded into the row's float sum with one fma.
+void gemm_q4_Kx8(const std::byte* w, std::size_t, std::size_t r0, std::size_t r1, const BlockQ8K* x,
+                 std::size_t nb, std::size_t n, float* y, std::size_t ldy) {
+  constexpr std::size_t kGroupBlock = 1184;
+  for (std::size_t t = 0; t < n; ++t)
+    for (std::size_t r = r0; r < r1; ++r) {
+      const std::size_t i = r % 8;
+      const u8* g = reinterpret_cast<const u8*>(w) + r / 8 * nb * kGroupBlock;
+      float acc = 0;
+      for (std::size_t b = 0; b < nb; ++b) {
+        const u8* blk = g + b * kGroupBlock;
+        const BlockQ8K& xb = x[t * nb + b];
+        int msum = 0, isum = 0;
+        for (int j = 0; j < 8; ++j) msum += blk[96 + 16 * (j / 2) + 2 * i + j % 2] * (xb.bsums[2 * j] + xb.bsums[2 * j + 1]);
+        for (int j = 0; j < 8; ++j) {
+          int s = 0;
+          for (int p = 0; p < 8; ++p)
+            for (int l = 0; l < 4; ++l) {
+              const u8 q = blk[160 + 256 * (j / 2) + 32 * p + 4 * i + l];
+              s += (j % 2 ? q >> 4 : q & 15) * xb.qs[32 * j + 4 * p + l];
+            }
+          isum += s * blk[32 + 8 * j + i];
+        }
+        const float d = gguf::fp16_to_fp32(gguf::load_u16(blk + 2 * i));
+        const float dmin = gguf::fp16_to_fp32(gguf::load_u16(blk + 16 + 2 * i));
+        acc = std::fma(-static_cast<float>(msum), dmin * xb.d, acc);
+        acc = std::fma(static_cast<float>(isum), d * xb.d, acc);
+      }
+      y[t * ldy + (r - r0)] = acc;
+    }
+}
+
 // One Q6_K block: d * dx * sum_g sc_g ((q . x)_g - 32 sum(x)_g) over 16 groups of 16.
 float dot_q6_K(const u8* b, const BlockQ8K& x) {
   const auto* sc = reinterpret_cast<const std::int8_t*>(b + 192);
@@ -225,7 +259,7 @@ void gemm_f16x8(const std::byte* w, std::size_t row_bytes, std::size_t r0, std::
 
 const Table kScalar = {Isa::Scalar, quantize_q8, gemm_q<34, dot_q8_0>, gemm_q<18, dot_q4_0>,
                        gemm_x8<false>, gemm_x8<true>,
-                       gemm_k<144, dot_q4_K>, gemm_k<210, dot_q6_K>,
+                       gemm_k<144, dot_q4_K>, gemm_k<210, dot_q6_K>, gemm_q4_Kx8,
                        gemm_f<true>, gemm_f<false>, gemm_f16x8, scores_f16, mix_f16, dot_f16, axpy_f16, dot_f32, axpy_f32};
 
 }  // namespace

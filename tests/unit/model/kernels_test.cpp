@@ -144,7 +144,7 @@ TEST_CASE("X8 repacking: every row comes back unchanged, and the x8 kernels give
   const k::Table& ref = k::table(k::Isa::Scalar);
   CHECK(cyllm::model::x8_supported(TensorType::Q4_0, 16, 32));
   CHECK_FALSE(cyllm::model::x8_supported(TensorType::Q4_0, 12, 32));
-  CHECK_FALSE(cyllm::model::x8_supported(TensorType::Q4_K, 16, 256));
+  CHECK_FALSE(cyllm::model::x8_supported(TensorType::Q6_K, 16, 256));
   for (TensorType type : {TensorType::Q8_0, TensorType::Q4_0}) {
     for (std::size_t rows : {8u, 24u}) {
       for (std::size_t cols : {32u, 96u, 8288u}) {
@@ -187,6 +187,51 @@ TEST_CASE("X8 repacking: every row comes back unchanged, and the x8 kernels give
             // The same integer dots and the same fma per block: equal to the bit.
             CHECK(std::memcmp(y.data(), y_ref.data(), y.size() * sizeof(float)) == 0);
           }
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("X8 repacking of Q4_K: rows come back unchanged, and the x8 kernels give the plain kernels' sums") {
+  const k::Table& ref = k::table(k::Isa::Scalar);
+  CHECK(cyllm::model::x8_supported(TensorType::Q4_K, 8, 256));
+  CHECK_FALSE(cyllm::model::x8_supported(TensorType::Q4_K, 12, 256));
+  CHECK(cyllm::model::x8_row_bytes(TensorType::Q4_K, 144 * 3) == 148 * 3);
+  for (std::size_t rows : {8u, 24u}) {
+    for (std::size_t cols : {256u, 768u}) {
+      CAPTURE(rows);
+      CAPTURE(cols);
+      const Weights w = make_weights(TensorType::Q4_K, rows, cols, static_cast<std::uint32_t>(rows * 7 + cols));
+      const std::size_t x8_bytes = rows * cyllm::model::x8_row_bytes(TensorType::Q4_K, w.row_bytes);
+      std::vector<std::byte> x8(x8_bytes);
+      cyllm::model::repack_x8(TensorType::Q4_K, w.data.data(), w.row_bytes, rows, x8.data());
+      std::vector<std::byte> row(w.row_bytes);
+      for (std::size_t r = 0; r < rows; ++r) {
+        cyllm::model::unpack_row_x8(TensorType::Q4_K, x8.data(), w.row_bytes, r, row.data());
+        CHECK(std::memcmp(row.data(), w.data.data() + r * w.row_bytes, w.row_bytes) == 0);
+      }
+      const std::size_t nb = cols / 256;
+      // 1 (decoding), 2, 3, 5 (the short tiles), 13 and 70 (full tiles of 8, a second slice).
+      for (std::size_t n : {1u, 2u, 3u, 5u, 13u, 70u}) {
+        CAPTURE(n);
+        const auto x = random_floats(n * cols, static_cast<std::uint32_t>(n + 5));
+        std::vector<k::BlockQ8K> xq(n * nb);
+        for (std::size_t t = 0; t < n; ++t) k::quantize_q8k(x.data() + t * cols, xq.data() + t * nb, cols);
+        const std::size_t r0 = rows > 8 ? 8 : 0;
+        std::vector<float> y_plain(n * rows, -1.f), y_ref(n * rows, -1.f), y(n * rows, -1.f);
+        ref.q4_K(w.data.data(), w.row_bytes, r0, rows, xq.data(), nb, n, y_plain.data(), rows);
+        ref.q4_Kx8(x8.data(), w.row_bytes, r0, rows, xq.data(), nb, n, y_ref.data(), rows);
+        for (std::size_t i = 0; i < (rows - r0) * n; ++i) {
+          const std::size_t t = i / (rows - r0), r = i % (rows - r0);
+          CHECK(close(y_ref[t * rows + r], y_plain[t * rows + r], 1.f + std::fabs(y_plain[t * rows + r])));
+        }
+        for (const k::Table* tab : fast_tables()) {
+          CAPTURE(k::isa_name(tab->isa));
+          std::fill(y.begin(), y.end(), -1.f);
+          tab->q4_Kx8(x8.data(), w.row_bytes, r0, rows, xq.data(), nb, n, y.data(), rows);
+          // The same integer sums and the same two fma per block: equal to the bit.
+          CHECK(std::memcmp(y.data(), y_ref.data(), y.size() * sizeof(float)) == 0);
         }
       }
     }
@@ -320,7 +365,7 @@ TEST_CASE("every kernel gives each activation row the same bits alone as in a ba
     for (bool x8 : {false, true}) {
       const bool k_quant = type == TensorType::Q4_K || type == TensorType::Q6_K;
       const bool q8 = type == TensorType::Q8_0 || type == TensorType::Q4_0;
-      if (x8 && !q8 && type != TensorType::F16) continue;
+      if (x8 && !q8 && type != TensorType::F16 && type != TensorType::Q4_K) continue;
       // 8448 columns: 33 K-quant blocks, 264 blocks of 32; for the floats, a slice of 7
       // activation rows (256 KiB) ends on a tail of 3 (F16 x8: 585 pieces of 16).
       const std::size_t cols = type == TensorType::F32 || type == TensorType::F16 ? (x8 ? 9360 : 9352) : 8448;
@@ -328,7 +373,7 @@ TEST_CASE("every kernel gives each activation row the same bits alone as in a ba
       CAPTURE(x8);
       Weights w = make_weights(type, rows, cols, 5);
       if (x8) {
-        std::vector<std::byte> packed(w.data.size());
+        std::vector<std::byte> packed(rows * cyllm::model::x8_row_bytes(type, w.row_bytes));
         cyllm::model::repack_x8(type, w.data.data(), w.row_bytes, rows, packed.data());
         w.data = std::move(packed);
       }
@@ -354,8 +399,8 @@ TEST_CASE("every kernel gives each activation row the same bits alone as in a ba
             }
             case TensorType::Q4_K:
             case TensorType::Q6_K:
-              (type == TensorType::Q4_K ? tab->q4_K : tab->q6_K)(wd, w.row_bytes, 0, rows, xk.data() + t0 * cols / 256,
-                                                                  cols / 256, m, y, rows);
+              (type == TensorType::Q4_K ? (x8 ? tab->q4_Kx8 : tab->q4_K) : tab->q6_K)(
+                  wd, w.row_bytes, 0, rows, xk.data() + t0 * cols / 256, cols / 256, m, y, rows);
               break;
             default: {
               const auto fn = type == TensorType::F16 ? (x8 ? tab->f16x8 : tab->f16) : tab->f32;
