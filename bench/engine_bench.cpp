@@ -170,7 +170,7 @@ class NativeAdapter {
   bool load(const std::string& path, int threads, std::string& err) {
     threads_ = threads;
     model::LoadOptions opts;
-    // --no-repack in the parent: the Q4_0/Q8_0 weights used in place (the A/B of repacking).
+    // --no-repack in the parent: the weights used in place (the A/B of repacking).
     const char* repack = std::getenv("CYLLM_BENCH_REPACK");
     opts.repack = !(repack && std::strcmp(repack, "0") == 0);
     auto m = model::Model::load(path, opts);
@@ -335,7 +335,7 @@ void usage() {
                "  --seqs LIST      concurrent sequences for aggregate decoding (default 1,4,16)\n"
                "  --steps N        decoding steps per sequence in that test (default 32)\n"
                "  --no-batch       skip the aggregate decoding test\n"
-               "  --no-repack      cy-llm uses Q4_0/Q8_0 weights in place (LoadOptions::repack = false)\n"
+               "  --no-repack      cy-llm uses its weights in place (LoadOptions::repack = false)\n"
                "  --write-only     write the models that are missing, then stop\n"
                "  --no-llama       native engine only (no ratios)\n"
                "  --llama-dir DIR  where scripts/setup-llama-bench put llama_runner\n"

@@ -79,8 +79,8 @@ struct Weights {
 // of a type the engine cannot compute.
 Result<Weights> bind_weights(const gguf::File& file, const HParams& hp);
 
-// Repacks the matrices that a kernel reads faster in another layout (model/repack.h: Q4_0
-// and Q8_0 projections; not token_embd, which is read a row at a time). When the file is
+// Repacks the matrices that a kernel reads faster in another layout (model/repack.h: Q4_0,
+// Q8_0, Q4_K and F16 projections; not token_embd, which is read a row at a time). When the file is
 // mapped, the pages of the originals are dropped from the process (madvise DONTNEED: the
 // file's pages stay in the page cache), so that the resident size stays close to the
 // file's. n_threads threads share the work. Throws std::bad_alloc.

@@ -51,7 +51,7 @@ struct EngineConfig {
   std::uint32_t pipeline_parallel_size = 1; // native: must be 1
   // Engine-specific extras. Native: "use_mmap" ("true"/"false", default true),
   // "populate" ("true" pre-faults the mapping), "repack" ("false" keeps every weight in
-  // place instead of interleaving Q4_0/Q8_0 rows at load),
+  // place instead of interleaving Q4_0/Q8_0/Q4_K/F16 rows at load),
   // "kv_type" (KV-cache element type: "f32", "f16" (default) or "q8_0").
   std::map<std::string, std::string> extra_config;
 };

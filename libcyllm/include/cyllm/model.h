@@ -47,10 +47,11 @@ struct HParams {
 
 struct LoadOptions {
   gguf::OpenOptions file;
-  // Rearrange the Q4_0 and Q8_0 projection weights once at load for the kernels that
-  // compute 8 rows at a time (about 2x faster prompts; see model/repack.h). Costs a pass
-  // over those weights at load; the mapped originals are released, so the resident size
-  // stays about the file's. false: every weight is used in place from the file.
+  // Rearrange the Q4_0, Q8_0, Q4_K and F16 projection weights once at load for the
+  // kernels that compute 8 rows at a time (1.3-2x faster prompts, 10-30% faster decoding;
+  // see model/repack.h). Costs a pass over those weights into fresh memory at load; the
+  // mapped originals are released, so the resident size stays about the file's. false:
+  // every weight is used in place from the file.
   bool repack = true;
   unsigned n_threads = 0;  // threads of the repacking; 0: effective_cpu_count()
 };
