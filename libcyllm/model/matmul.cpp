@@ -3,6 +3,9 @@
 #include <algorithm>
 
 #include "model/repack.h"
+#if CYLLM_HAVE_ONEDNN
+#include "model/matmul_onednn.h"
+#endif
 
 namespace cyllm::model {
 
@@ -12,6 +15,12 @@ bool has_kernel(gguf::TensorType t) {
 }
 
 namespace {
+
+#if CYLLM_HAVE_ONEDNN
+// The smallest batches that model::matmul hands to oneDNN (see matmul() for the figures).
+constexpr std::size_t kOnednnMinTokensF32 = 16;
+constexpr std::size_t kOnednnMinTokensF16 = 256;
+#endif
 
 // Quantizes the activation rows, on the pool's workers for a prompt or a batch.
 template <class F>
@@ -28,6 +37,49 @@ void quantize_rows(ThreadPool& pool, std::size_t n_tokens, F one) {
 }  // namespace
 
 void matmul(const WeightMatrix& w, const float* x, std::size_t n_tokens, float* y, MatmulContext& ctx) {
+#if CYLLM_HAVE_ONEDNN
+  using T = gguf::TensorType;
+  // oneDNN where it wins, measured by bench/gemm_bench (2 threads, AMD EPYC with AVX-512
+  // VNNI/BF16, Debian's oneDNN 2.6.3; GFLOP/s over the five TinyLlama-1.1B shapes, 256x2048
+  // to 32000x2048, median of 5 runs; a session's batches are at most kMaxBatch = 64):
+  //   tokens | ours-f32  oneDNN f32 in place | ours-f16  oneDNN f32, F16 widened per block
+  //     512  | 107-131   227-345 (x1.8-3.2)  | 118-146   191-222 (x1.3-1.8)
+  //     256  | 119-136   322-352 (x2.4-3.0)  | 128-141   183-198 (x1.3-1.5)
+  //     128  | 120-134   316-336 (x2.4-2.7)  | 136-138    92-176 (x0.7-1.3)
+  //      64  | 114-133   285-341 (x2.4-2.6)  | 136-151    91-129 (x0.7-1.0)
+  //      16  |  85-140   163-219 (x1.3-2.0)  | 130-157    34-51  (x0.2-0.4)
+  // (oneDNN f32 on weights reordered once to its blocked layout, which would need a copy
+  // at load: 238-400, 10-40% above in place.)
+  // Its outputs differ from ours by <= 1.2e-6 of the largest output (summation order).
+  // Still, only a context that opts in (set_onednn) sends F32 weights from 16 tokens on to
+  // oneDNN: by default every output is formed as for one sequence alone, so a request
+  // gets the same tokens alone as among concurrent ones (README), and a batch of 16
+  // sequences on oneDNN would round otherwise than one sequence on our kernels. F16
+  // weights stay on our kernels below 256 tokens (that is, always in a session): oneDNN
+  // 2.6 has no f16 matmul without AVX512-FP16, so each block of rows is widened to f32
+  // per call, which only pays off over a large batch. Not used at all:
+  //  - bf16 (weights converted once, activations per call): 430-760 GFLOP/s, 3.4-5.8x
+  //    ours-f16, but F16 -> bf16 drops 3 mantissa bits and the activations lose 16:
+  //    outputs off by 1.9-2.8e-3 of the largest (<= 6.4e-7 for f32 with F16 widened).
+  //    That changes what users get, so it could only be an opt-in (not wired).
+  //  - int8 for Q8_0/Q4_0 (and the K-quants): each block of 32 (16) inputs has its own
+  //    weight scale and each activation block its own; oneDNN 2.6's int8 matmul scales
+  //    whole output columns (or the whole tensor), so its int32 sums cannot run across
+  //    blocks: it would take one GEMM per 32 inputs.
+  // Debian's libdnnl runs on OpenMP (libgomp), beside the ThreadPool, not on it; its
+  // threads spin a while after each product while our pool starts the next step (not
+  // seen by gemm_bench, which times products alone).
+  const bool onednn_wins = (w.type == T::F32 && n_tokens >= kOnednnMinTokensF32) ||
+                           (w.type == T::F16 && n_tokens >= kOnednnMinTokensF16);
+  if (ctx.onednn_on() && !ctx.reference() && !w.x8 && onednn_wins) {
+    matmul_onednn(w, x, n_tokens, y, ctx);
+    return;
+  }
+#endif
+  matmul_native(w, x, n_tokens, y, ctx);
+}
+
+void matmul_native(const WeightMatrix& w, const float* x, std::size_t n_tokens, float* y, MatmulContext& ctx) {
   const std::size_t n_cols = w.n_cols, n_rows = w.n_rows;
   const kernels::Table& k = ctx.k();
   ThreadPool& pool = ctx.pool();

@@ -9,14 +9,18 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "cyllm/gguf.h"
 #include "cyllm/model.h"
+#include "cyllm_config.h"
 #include "model/kernels/kernels.h"
 #include "model/weights.h"
 
 namespace cyllm::model {
+
+struct OnednnScratch;  // model/matmul_onednn.cpp
 
 // Scratch of matmul: the quantized activations and one dequantized weight row per worker.
 class MatmulContext {
@@ -51,6 +55,15 @@ class MatmulContext {
     if (xk_.size() < n) xk_.resize(n);
     return xk_.data();
   }
+#if CYLLM_HAVE_ONEDNN
+  // Opt-in: matmul hands float-weight batches to oneDNN where it measured faster (see its
+  // dispatch). Off by default: oneDNN orders the sums otherwise than the native kernels,
+  // so a sequence would no longer get bit-identical outputs alone and in a batch.
+  void set_onednn(bool on) { onednn_on_ = on; }
+  bool onednn_on() const { return onednn_on_; }
+  // oneDNN's engine and stream and the widened F16 rows, made on first use (matmul_onednn.cpp).
+  OnednnScratch& onednn();
+#endif
 
  private:
   ThreadPool* pool_;
@@ -62,6 +75,8 @@ class MatmulContext {
   std::vector<kernels::BlockQ8> xq_;
   std::vector<kernels::BlockQ8K> xk_;
   std::vector<float> xf_;
+  std::shared_ptr<OnednnScratch> onednn_;
+  bool onednn_on_ = false;
 };
 
 // True when matmul has a direct kernel for this weight type (else it dequantizes rows).
@@ -72,5 +87,8 @@ bool has_kernel(gguf::TensorType t);
 //   y: [n_tokens][w.n_rows]
 // May grow the context's quantized-activation buffer (std::bad_alloc).
 void matmul(const WeightMatrix& w, const float* x, std::size_t n_tokens, float* y, MatmulContext& ctx);
+
+// matmul on this library's own kernels only (what matmul does without oneDNN).
+void matmul_native(const WeightMatrix& w, const float* x, std::size_t n_tokens, float* y, MatmulContext& ctx);
 
 }  // namespace cyllm::model
