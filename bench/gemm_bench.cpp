@@ -4,15 +4,18 @@
 // Shapes are TinyLlama-1.1B's projections (weight rows x cols: wq/wo 2048x2048, wk/wv
 // 256x2048, gate/up 5632x2048, down 2048x5632, output 32000x2048).
 // Columns (GFLOP/s = 2 * rows * cols * tokens / median seconds of `runs`, after one warm-up):
-//   ours-f16, ours-f32  the native kernels (k.f16 / k.f32 through model::matmul)
+//   ours-f16, ours-f32  the native kernels (k.f16 / k.f32 through model::matmul) on the
+//                       weights in the file's layout
+//   ours-x8             F16 repacked at load to X8 (model/repack.h), what the engine
+//                       runs by default (k.f16x8)
 //   dnn-f16, dnn-f32    model::matmul_onednn: oneDNN f32 matmul on the weights in place
 //                       (F16 rows widened to f32 per block of rows, inside the timing)
 //   dnn-f32r            oneDNN f32 with the weights reordered once (outside the timing) to
 //                       the blocked layout it prefers: its best case, which needs a copy at load
 //   dnn-bf16            oneDNN bf16 weights (converted and reordered once) x bf16
 //                       activations (converted per call, inside the timing), f32 output
-// Ratios are oneDNN / ours: f16 = dnn-f16 / ours-f16, f32 = dnn-f32 / ours-f32, bf16 =
-// dnn-bf16 / ours-f16. err-* is the largest |oneDNN - ours| over the largest |ours| of the
+// Ratios are oneDNN / ours: f16 = dnn-f16 / ours-x8, f32 = dnn-f32 / ours-f32, bf16 =
+// dnn-bf16 / ours-x8. err-* is the largest |oneDNN - ours| over the largest |ours| of the
 // product (ours-f16 for dnn-f16 and dnn-bf16, ours-f32 for dnn-f32). The weights are
 // f16-representable (N(0, 0.02) rounded through f16), so F16 and F32 weights hold the same
 // values; activations are N(0, 1). oneDNN (Debian's libdnnl 2.6) runs on its own OpenMP
@@ -38,6 +41,7 @@
 #include "model/kernels/kernels.h"
 #include "model/matmul.h"
 #include "model/matmul_onednn.h"
+#include "model/repack.h"
 #include "model/weights.h"
 
 using namespace cyllm;
@@ -151,8 +155,8 @@ int main(int argc, char** argv) {
   std::printf("gemm_bench: %d threads, median of %d runs; our kernels: %s; oneDNN %d.%d.%d (%s threads)\n",
               n_threads, runs, model::kernels::isa_name(k.isa), v->major, v->minor, v->patch,
               v->cpu_runtime == DNNL_RUNTIME_OMP ? "OpenMP" : "other");
-  std::printf("%-8s %6s %11s | %8s %8s %8s %8s %8s %8s | %5s %5s %5s | %7s %7s %7s   (GFLOP/s)\n", "shape",
-              "tokens", "rows x cols", "ours-f16", "ours-f32", "dnn-f16", "dnn-f32", "dnn-f32r", "dnn-bf16", "f16",
+  std::printf("%-8s %6s %11s | %8s %8s %8s %8s %8s %8s %8s | %5s %5s %5s | %7s %7s %7s   (GFLOP/s)\n", "shape",
+              "tokens", "rows x cols", "ours-f16", "ours-x8", "ours-f32", "dnn-f16", "dnn-f32", "dnn-f32r", "dnn-bf16", "f16",
               "f32", "bf16", "err-f16", "err-f32", "err-bf16");
 
   std::vector<std::size_t> token_counts;
@@ -180,11 +184,19 @@ int main(int argc, char** argv) {
                                     .data = reinterpret_cast<const std::byte*>(w16.data())};
       const model::WeightMatrix m32{.type = gguf::TensorType::F32, .n_cols = C, .n_rows = R, .row_bytes = C * 4,
                                     .data = reinterpret_cast<const std::byte*>(w32.data())};
+      std::vector<std::uint16_t> w16x8(R * C);
+      model::repack_x8(gguf::TensorType::F16, reinterpret_cast<const std::byte*>(w16.data()), C * 2, R,
+                       reinterpret_cast<std::byte*>(w16x8.data()));
+      const model::WeightMatrix m16x8{.type = gguf::TensorType::F16, .n_cols = C, .n_rows = R, .row_bytes = C * 2,
+                                      .data = reinterpret_cast<const std::byte*>(w16x8.data()), .x8 = true};
+      std::vector<float> y16x8(n_tokens * R);
       std::vector<float> y16(n_tokens * R), y32(n_tokens * R), yo16(n_tokens * R), yo32(n_tokens * R),
           yr32(n_tokens * R), yb16(n_tokens * R);
       // model::matmul itself may hand float weights to oneDNN (the dispatch this bench
       // decides); time the native kernels by calling them as matmul does.
       const double t16 = median_seconds(runs, [&] { model::matmul_native(m16, x.data(), n_tokens, y16.data(), ctx); });
+      const double t16x8 =
+          median_seconds(runs, [&] { model::matmul_native(m16x8, x.data(), n_tokens, y16x8.data(), ctx); });
       const double t32 = median_seconds(runs, [&] { model::matmul_native(m32, x.data(), n_tokens, y32.data(), ctx); });
       const double to16 = median_seconds(runs, [&] { model::matmul_onednn(m16, x.data(), n_tokens, yo16.data(), ctx); });
       const double to32 = median_seconds(runs, [&] { model::matmul_onednn(m32, x.data(), n_tokens, yo32.data(), ctx); });
@@ -194,10 +206,11 @@ int main(int argc, char** argv) {
       const double tb16 = median_seconds(runs, [&] { db16.run(); });
 
       const double gflop = 2.0 * static_cast<double>(R * C * n_tokens) * 1e-9;
-      std::printf("%-8s %6zu %5zux%-5zu | %8.1f %8.1f %8.1f %8.1f %8.1f %8.1f | %5.2f %5.2f %5.2f | %7.1e %7.1e %7.1e\n",
-                  s.name, n_tokens, R, C, gflop / t16, gflop / t32, gflop / to16, gflop / to32, gflop / tr32,
-                  gflop / tb16, t16 / to16, t32 / to32, t16 / tb16, scaled_error(yo16, y16), scaled_error(yo32, y32),
-                  scaled_error(yb16, y16));
+      std::printf(
+          "%-8s %6zu %5zux%-5zu | %8.1f %8.1f %8.1f %8.1f %8.1f %8.1f %8.1f | %5.2f %5.2f %5.2f | %7.1e %7.1e %7.1e\n",
+          s.name, n_tokens, R, C, gflop / t16, gflop / t16x8, gflop / t32, gflop / to16, gflop / to32, gflop / tr32,
+          gflop / tb16, t16x8 / to16, t32 / to32, t16x8 / tb16, scaled_error(yo16, y16x8), scaled_error(yo32, y32),
+          scaled_error(yb16, y16x8));
       std::fflush(stdout);
       const std::string line = "  f32 (reordered): " + dr32.impl() + ", bf16: " + db16.impl() + "\n";
       if (impls.find(line) == std::string::npos) impls += line;

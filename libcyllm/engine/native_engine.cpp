@@ -26,9 +26,9 @@ Result<void> check_config(const EngineConfig& c) {
     return Error(Errc::InvalidRequest, "the native engine runs the GGUF file's own tensor types; "
                                        "quantization \"" + c.quantization + "\" is not supported");
   for (const auto& [k, v] : c.extra_config) {
-    if (k != "use_mmap" && k != "populate" && k != "kv_type" && k != "repack")
+    if (k != "use_mmap" && k != "populate" && k != "kv_type" && k != "repack" && k != "onednn")
       return Error(Errc::InvalidRequest, "unknown extra_config key \"" + k +
-                                             "\" for the native engine (known: use_mmap, populate, repack, kv_type)");
+                                             "\" for the native engine (known: use_mmap, populate, repack, kv_type, onednn)");
     if (k != "kv_type" && v != "true" && v != "false" && v != "1" && v != "0" && v != "yes" && v != "no")
       return Error(Errc::InvalidRequest, k + "=\"" + v + "\" is not a boolean: use true or false");
     model::KvType t;
@@ -158,6 +158,7 @@ Result<Completion> NativeEngine::predict_locked(const Request& request, const To
   so.pool = pool_;
   if (auto kv = config_.extra_config.find("kv_type"); kv != config_.extra_config.end())
     model::parse_kv_type(kv->second, so.kv_type);  // validated by load_model
+  so.onednn = flag_value(config_, "onednn", false);
   KvAccount account(kv_bytes_live_, n_ctx * model::kv_bytes_per_token(m, so.kv_type));
   auto session = CYLLM_TRY(model::Session::create(model_, so));
 

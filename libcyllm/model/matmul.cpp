@@ -41,25 +41,26 @@ void matmul(const WeightMatrix& w, const float* x, std::size_t n_tokens, float* 
   using T = gguf::TensorType;
   // oneDNN where it wins, measured by bench/gemm_bench (2 threads, AMD EPYC with AVX-512
   // VNNI/BF16, Debian's oneDNN 2.6.3; GFLOP/s over the five TinyLlama-1.1B shapes, 256x2048
-  // to 32000x2048, median of 5 runs; a session's batches are at most kMaxBatch = 64):
-  //   tokens | ours-f32  oneDNN f32 in place | ours-f16  oneDNN f32, F16 widened per block
-  //     512  | 107-131   227-345 (x1.8-3.2)  | 118-146   191-222 (x1.3-1.8)
-  //     256  | 119-136   322-352 (x2.4-3.0)  | 128-141   183-198 (x1.3-1.5)
-  //     128  | 120-134   316-336 (x2.4-2.7)  | 136-138    92-176 (x0.7-1.3)
-  //      64  | 114-133   285-341 (x2.4-2.6)  | 136-151    91-129 (x0.7-1.0)
-  //      16  |  85-140   163-219 (x1.3-2.0)  | 130-157    34-51  (x0.2-0.4)
-  // (oneDNN f32 on weights reordered once to its blocked layout, which would need a copy
-  // at load: 238-400, 10-40% above in place.)
-  // Its outputs differ from ours by <= 1.2e-6 of the largest output (summation order).
+  // to 32000x2048, median of 3-5 runs; a session's batches are at most kMaxBatch = 64):
+  //   tokens | ours-f32  oneDNN f32 in place | ours-f16 (X8)  oneDNN f32, F16 widened per block
+  //     512  | 132-149   363-384 (x2.5-2.8)  | 206-245        232-254 (x1.0-1.2)
+  //     256  | 119-136   322-352 (x2.4-3.0)  |
+  //      64  | 120-130   292-311 (x2.3-2.5)  | 202-278        108-119 (x0.4-0.6)
+  //      16  |  85-140   163-219 (x1.3-2.0)  |
+  // (ours-f16 in the file's layout, before repacking: 142-166 at 512 and 64 tokens; oneDNN
+  // f32 on weights reordered once to its blocked layout, which would need a copy at load:
+  // 335-422, 10-40% above in place.)
+  // Its outputs differ from ours by <= 1.4e-6 of the largest output (summation order).
   // Still, only a context that opts in (set_onednn) sends F32 weights from 16 tokens on to
   // oneDNN: by default every output is formed as for one sequence alone, so a request
   // gets the same tokens alone as among concurrent ones (README), and a batch of 16
   // sequences on oneDNN would round otherwise than one sequence on our kernels. F16
-  // weights stay on our kernels below 256 tokens (that is, always in a session): oneDNN
-  // 2.6 has no f16 matmul without AVX512-FP16, so each block of rows is widened to f32
-  // per call, which only pays off over a large batch. Not used at all:
-  //  - bf16 (weights converted once, activations per call): 430-760 GFLOP/s, 3.4-5.8x
-  //    ours-f16, but F16 -> bf16 drops 3 mantissa bits and the activations lose 16:
+  // weights stay on our kernels: repacked (the default) they are never sent, and in the
+  // file's layout only from 256 tokens, which a session never batches: oneDNN 2.6 has no
+  // f16 matmul without AVX512-FP16, so each block of rows is widened to f32 per call.
+  // Not used at all:
+  //  - bf16 (weights converted once, activations per call): 450-780 GFLOP/s, 2-3.8x
+  //    ours-f16 (X8), but F16 -> bf16 drops 3 mantissa bits and the activations lose 16:
   //    outputs off by 1.9-2.8e-3 of the largest (<= 6.4e-7 for f32 with F16 widened).
   //    That changes what users get, so it could only be an opt-in (not wired).
   //  - int8 for Q8_0/Q4_0 (and the K-quants): each block of 32 (16) inputs has its own

@@ -162,7 +162,7 @@ class SessionImpl final : public Session {
         kv_(kv_type, hp_.n_layer, n_ctx, hp_.n_head_kv, hp_.head_dim) {}
 
   // Allocates the KV cache and every buffer eval needs; false when memory is short.
-  bool allocate();
+  bool allocate(bool onednn);
 
   Result<void> eval(std::span<const tokenizer::TokenId> tokens) override { return run(tokens, false); }
   Result<void> eval_all(std::span<const tokenizer::TokenId> tokens) override { return run(tokens, true); }
@@ -214,7 +214,7 @@ class SessionImpl final : public Session {
   std::vector<std::pair<const SessionImpl*, std::uint32_t>> tok_;  // per batch token: sequence, position
 };
 
-bool SessionImpl::allocate() {
+bool SessionImpl::allocate(bool onednn) {
   if (!kv_.allocate()) return false;
   try {
     const std::size_t n_embd = hp_.n_embd, n_ff = hp_.n_ff;
@@ -232,6 +232,7 @@ bool SessionImpl::allocate() {
     sc_.rope_sin.resize(kMaxBatch * hp_.n_rot / 2);
     tok_.reserve(kMaxBatch);
     sc_.mm = std::make_unique<MatmulContext>(*pool_, k_, max_cols, reference_);
+    sc_.mm->set_onednn(onednn);
     prepare(n_ctx_ < 512 ? n_ctx_ : 512);
   } catch (const std::bad_alloc&) {
     return false;
@@ -580,7 +581,7 @@ Result<std::unique_ptr<Session>> Session::create(std::shared_ptr<const Model> mo
   try {
     auto s = std::make_unique<SessionImpl>(model, *impl, n_ctx, std::move(pool), kernels::table(isa), opts.kv_type,
                                            which == Kernels::Reference);
-    if (!s->allocate())
+    if (!s->allocate(opts.onednn))
       return Error(Errc::OutOfMemory,
                    "cannot allocate the KV cache and buffers for n_ctx " + std::to_string(n_ctx) + " (" +
                        std::to_string(kv_bytes_per_token(*impl, opts.kv_type) * n_ctx / (1024 * 1024)) +

@@ -52,7 +52,8 @@ struct EngineConfig {
   // Engine-specific extras. Native: "use_mmap" ("true"/"false", default true),
   // "populate" ("true" pre-faults the mapping), "repack" ("false" keeps every weight in
   // place instead of interleaving Q4_0/Q8_0/Q4_K/F16 rows at load),
-  // "kv_type" (KV-cache element type: "f32", "f16" (default) or "q8_0").
+  // "kv_type" (KV-cache element type: "f32", "f16" (default) or "q8_0"), "onednn" ("true":
+  // oneDNN for the prompts' F32 products, see model::SessionOptions::onednn).
   std::map<std::string, std::string> extra_config;
 };
 

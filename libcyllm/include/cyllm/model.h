@@ -125,6 +125,10 @@ struct SessionOptions {
   KvType kv_type = KvType::F16;
   Kernels kernels = Kernels::Auto;
   std::shared_ptr<ThreadPool> pool;  // null: the session starts its own of n_threads
+  // oneDNN for the prompt products of F32 weights from 16 tokens on (builds with
+  // +onednn; ignored otherwise): 2.3-2.8x faster there (bench/gemm_bench), but its sums
+  // are ordered otherwise, so a sequence no longer gets the same bits alone as in a batch.
+  bool onednn = false;
 };
 
 // One sequence's state. Not thread-safe; use one Session per concurrent request.

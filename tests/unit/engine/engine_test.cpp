@@ -289,6 +289,15 @@ TEST_CASE("load errors are engine.model_load_failed quoting the cause; the read 
   in_place.extra_config["repack"] = "false";
   REQUIRE(e->load_model(path, in_place).ok());
   CHECK(run_ok(*e, greedy("Hello world", 8)).tokens == c.tokens);
+  // onednn is a boolean too; on, a short prompt stays on the native kernels (the same tokens).
+  EngineConfig bad_onednn;
+  bad_onednn.extra_config["onednn"] = "perhaps";
+  CHECK(e->load_model(path, bad_onednn).error().message().find("onednn=\"perhaps\" is not a boolean") !=
+        std::string::npos);
+  EngineConfig onednn;
+  onednn.extra_config["onednn"] = "true";
+  REQUIRE(e->load_model(path, onednn).ok());
+  CHECK(run_ok(*e, greedy("Hello world", 8)).tokens == c.tokens);
 }
 
 // RLIMIT_AS cannot be used under ASan (its shadow memory); gcc and clang say so differently.
