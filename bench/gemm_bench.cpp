@@ -20,8 +20,6 @@
 // f16-representable (N(0, 0.02) rounded through f16), so F16 and F32 weights hold the same
 // values; activations are N(0, 1). oneDNN (Debian's libdnnl 2.6) runs on its own OpenMP
 // threads, n_threads of them; ours on a model::ThreadPool of n_threads. Not a test.
-#include <omp.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -137,7 +135,7 @@ class DnnlGemm {
 int main(int argc, char** argv) {
   const int n_threads = argc > 1 ? std::max(1, std::atoi(argv[1])) : 2;
   const int runs = argc > 2 ? std::max(1, std::atoi(argv[2])) : 5;
-  omp_set_num_threads(n_threads);
+  model::onednn_set_threads(n_threads);
 
   auto pool = model::ThreadPool::create({static_cast<unsigned>(n_threads), false});
   if (!pool.ok()) {

@@ -1,7 +1,7 @@
 #include "model/matmul_onednn.h"
 
+#include <dlfcn.h>
 #include <immintrin.h>
-#include <omp.h>
 
 #include <algorithm>
 #include <memory>
@@ -46,13 +46,12 @@ void gemm_block(OnednnScratch& s, const float* w, std::size_t ldw, std::size_t n
   prim.execute(s.strm, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DST, dst}});
 }
 
-// out[r][K] = f16 rows in[r * ld][K], r < n, on the OpenMP threads oneDNN is about to use.
+// out[r][K] = f16 rows in[r * ld][K], r in [r0, r1) (on the pool's workers).
 // (oneDNN 2.6's own f16 -> f32 reorder is its reference code on CPUs without AVX512-FP16:
 // 35 GFLOP/s for the whole product at 512 tokens, 226-263 with this; gemm_bench.)
-__attribute__((target("avx2,f16c"))) void widen_f16c(const std::uint16_t* in, std::size_t ld, std::size_t n,
-                                                     std::size_t K, float* out) {
-#pragma omp parallel for schedule(static)
-  for (std::size_t r = 0; r < n; ++r) {
+__attribute__((target("avx2,f16c"))) void widen_f16c(const std::uint16_t* in, std::size_t ld, std::size_t r0,
+                                                     std::size_t r1, std::size_t K, float* out) {
+  for (std::size_t r = r0; r < r1; ++r) {
     const std::uint16_t* src = in + r * ld;
     float* dst = out + r * K;
     std::size_t k = 0;
@@ -62,13 +61,22 @@ __attribute__((target("avx2,f16c"))) void widen_f16c(const std::uint16_t* in, st
   }
 }
 
-void widen_portable(const std::uint16_t* in, std::size_t ld, std::size_t n, std::size_t K, float* out) {
-#pragma omp parallel for schedule(static)
-  for (std::size_t r = 0; r < n; ++r)
+void widen_portable(const std::uint16_t* in, std::size_t ld, std::size_t r0, std::size_t r1, std::size_t K,
+                    float* out) {
+  for (std::size_t r = r0; r < r1; ++r)
     for (std::size_t k = 0; k < K; ++k) out[r * K + k] = gguf::fp16_to_fp32(in[r * ld + k]);
 }
 
 }  // namespace
+
+void onednn_set_threads(int n) {
+  // Debian's libdnnl runs on libgomp, loaded with it; looked up at run time so that the
+  // library needs no OpenMP of its own at build time (clang's would be libomp: a second
+  // runtime in the process). A oneDNN built on another runtime has no such symbol.
+  using SetFn = void (*)(int);
+  static const auto set = reinterpret_cast<SetFn>(::dlsym(RTLD_DEFAULT, "omp_set_num_threads"));
+  if (set) set(n);
+}
 
 OnednnScratch& MatmulContext::onednn() {
   if (!onednn_) onednn_ = std::make_shared<OnednnScratch>();
@@ -80,7 +88,7 @@ void matmul_onednn(const WeightMatrix& w, const float* x, std::size_t n_tokens, 
   CYLLM_ASSERT(!w.x8 && (w.type == T::F32 || w.type == T::F16));
   const std::size_t K = w.n_cols, N = w.n_rows;
   OnednnScratch& s = ctx.onednn();
-  omp_set_num_threads(static_cast<int>(ctx.pool().size()));
+  onednn_set_threads(static_cast<int>(ctx.pool().size()));
   try {
     if (w.type == T::F32) {
       gemm_block(s, reinterpret_cast<const float*>(w.data), w.row_bytes / sizeof(float), N, x, n_tokens, K, y, N);
@@ -91,8 +99,10 @@ void matmul_onednn(const WeightMatrix& w, const float* x, std::size_t n_tokens, 
       for (std::size_t r0 = 0; r0 < N; r0 += rows) {
         const std::size_t n = std::min(rows, N - r0);
         const auto* enc = reinterpret_cast<const std::uint16_t*>(w.data + r0 * w.row_bytes);
-        if (f16c) widen_f16c(enc, w.row_bytes / 2, n, K, s.block.data());
-        else widen_portable(enc, w.row_bytes / 2, n, K, s.block.data());
+        ctx.pool().parallel_for(n, 8, [&](unsigned, std::size_t b, std::size_t e) {
+          if (f16c) widen_f16c(enc, w.row_bytes / 2, b, e, K, s.block.data());
+          else widen_portable(enc, w.row_bytes / 2, b, e, K, s.block.data());
+        });
         gemm_block(s, s.block.data(), K, n, x, n_tokens, K, y + r0, N);
         s.strm.wait();  // before the next block overwrites this one
       }
