@@ -43,7 +43,7 @@ void matmul(const WeightMatrix& w, const float* x, std::size_t n_tokens, float* 
   // VNNI/BF16, Debian's oneDNN 2.6.3; GFLOP/s over the five TinyLlama-1.1B shapes, 256x2048
   // to 32000x2048, median of 3-5 runs; a session's batches are at most kMaxBatch = 64):
   //   tokens | ours-f32  oneDNN f32 in place | ours-f16 (X8)  oneDNN f32, F16 widened per block
-  //     512  | 132-149   363-384 (x2.5-2.8)  | 206-245        232-254 (x1.0-1.2)
+  //     512  | 132-149   363-384 (x2.5-2.8)  | 206-245        175-232 (x0.8-1.0)
   //     256  | 119-136   322-352 (x2.4-3.0)  |
   //      64  | 120-130   292-311 (x2.3-2.5)  | 202-278        108-119 (x0.4-0.6)
   //      16  |  85-140   163-219 (x1.3-2.0)  |
