@@ -95,7 +95,9 @@ void matmul_onednn(const WeightMatrix& w, const float* x, std::size_t n_tokens, 
     } else {
       const std::size_t rows = std::max<std::size_t>(16, kBlockBytes / (K * sizeof(float)));
       if (s.block.size() < rows * K) s.block.resize(rows * K);
-      const bool f16c = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx2");
+      // The AVX2 and AVX-512 kernel tables imply F16C (clang has no "f16c" for
+      // __builtin_cpu_supports).
+      const bool f16c = ctx.k().isa != kernels::Isa::Scalar;
       for (std::size_t r0 = 0; r0 < N; r0 += rows) {
         const std::size_t n = std::min(rows, N - r0);
         const auto* enc = reinterpret_cast<const std::uint16_t*>(w.data + r0 * w.row_bytes);
