@@ -6,7 +6,7 @@
 //                                      the last record of a URL or a sha256 wins (index_log.h)
 //   <root>/partial/<key>.part          resumable downloads (+ .etag: the validator for If-Range),
 //                                      each also the flock of its key; key = expected sha256,
-//                                      else sha256(url)
+//                                      else sha256(url); read-only like the blob it becomes
 //
 // Caches written before the log kept one JSON file per entry, index/url/<sha256(url)>.json
 // and index/sha256/<hex>.json; they are still read when the log has no entry, and an entry
@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <filesystem>
 
 #include "cyllm/fetch.h"
@@ -128,16 +129,30 @@ std::optional<IndexEntry> Cache::lookup_blob(std::string_view sha256) const {
   return bare;
 }
 
+std::optional<IndexEntry> Cache::lookup_known(std::string_view url) const {
+  auto e = index_->find_url(url, false);
+  if (e && entry_usable(*e)) return e;
+  return std::nullopt;
+}
+
 Result<void> Cache::record(const IndexEntry& e) const { return index_->append(e); }
+Result<void> Cache::record(const std::vector<IndexEntry>& entries) const { return index_->append(entries); }
 
 void Cache::touch(std::string_view sha256) const {
   ::utimensat(AT_FDCWD, blob_path(sha256).c_str(), nullptr, 0);
 }
 
-int Cache::lock_part(std::string_view key) const {
+int Cache::lock_part(std::string_view key, std::uint64_t* size) const {
   const std::string path = part_path(key);
   for (int attempt = 0; attempt < 3; ++attempt) {
-    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    // Created read-only, as its blob will be (the descriptor that creates it may write):
+    // no chmod per download. A part left read-only by an earlier run is made writable for
+    // the open and read-only again through the descriptor.
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0444);
+    if (fd < 0 && errno == EACCES && ::chmod(path.c_str(), 0644) == 0) {
+      fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+      if (fd >= 0) ::fchmod(fd, 0444);
+    }
     if (fd < 0) return -1;
     if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
       ::close(fd);
@@ -145,8 +160,11 @@ int Cache::lock_part(std::string_view key) const {
     }
     struct stat held{}, now{};
     if (::fstat(fd, &held) == 0 && ::stat(path.c_str(), &now) == 0 && held.st_ino == now.st_ino &&
-        held.st_dev == now.st_dev)
+        held.st_dev == now.st_dev) {
+      if (held.st_mode & 0222) ::fchmod(fd, 0444);  // a part from before parts were read-only
+      if (size) *size = static_cast<std::uint64_t>(held.st_size);
       return fd;
+    }
     ::close(fd);  // the previous holder renamed or deleted it meanwhile: take the new one
   }
   return -1;

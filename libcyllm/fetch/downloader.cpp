@@ -84,6 +84,23 @@ std::optional<std::uint64_t> fd_size(int fd) {
 
 bool is_disk_full(int e) { return e == ENOSPC || e == EDQUOT || e == EFBIG; }
 
+Error write_error(int e, const std::string& part) {
+  return is_disk_full(e) ? Error(Errc::DiskFull, "no space left on the device writing " + quote(part))
+                         : Error(Errc::Io, "cannot write " + quote(part) + ": " + std::strerror(e));
+}
+
+// Writes all of `data` at `pos`; 0, or the errno of the failure (ENOSPC for a write of 0).
+int pwrite_all(int fd, std::string_view data, std::uint64_t pos) {
+  while (!data.empty()) {
+    ssize_t n = ::pwrite(fd, data.data(), data.size(), static_cast<off_t>(pos));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return n < 0 ? errno : ENOSPC;
+    data.remove_prefix(static_cast<std::size_t>(n));
+    pos += static_cast<std::uint64_t>(n);
+  }
+  return 0;
+}
+
 
 std::string read_small(const std::string& path) {
   FILE* f = std::fopen(path.c_str(), "rb");
@@ -137,8 +154,9 @@ Result<std::string> place(const std::string& blob, const std::string& dest_dir, 
   return target;
 }
 
-// Makes verified files durable and visible: fdatasync, rename into blobs/, the index
-// entry, the link into dest. With --fsync on several threads, so that the fsyncs of many
+// Makes verified files durable and visible: fdatasync, rename into blobs/ (the index entry
+// and the link into dest follow on the event loop, for all files finished in one pass of
+// it together). With --fsync on several threads, so that the fsyncs of many
 // small files share journal commits instead of queueing one after another. Without it on
 // the event loop's thread (n_threads = 0): a rename, an append and a link cost less than
 // handing them over, and a process with one thread never pays for the TLB shootdowns that
@@ -150,7 +168,8 @@ class Finisher {
   struct Outcome {
     std::size_t job = 0;
     std::optional<Error> error;
-    std::string path, warning;
+    IndexEntry entry;    // to record once the blob is in place
+    std::string buffer;  // the job's write buffer, for reuse
   };
   explicit Finisher(std::size_t n_threads) {
     for (std::size_t i = 0; i < n_threads; ++i) threads_.emplace_back([this] { work(); });
@@ -307,9 +326,11 @@ struct Job {
   // One request.
   Verdict verdict = Verdict::None;
   HttpResponseHead head;
-  int fd = -1;
+  int fd = -1;  // the part while a body is written to it: lock_fd itself, never closed on its own
   EVP_MD_CTX* md = nullptr;
   std::uint64_t offset = 0, received = 0, writeback_from = 0;
+  std::uint64_t write_pos = 0;     // where the next pwrite() goes
+  std::optional<std::uint64_t> locked_size;  // the part's size, from taking the lock
   std::optional<std::uint64_t> total;
   std::optional<Error> write_error;
   std::optional<milliseconds> retry_after;
@@ -317,13 +338,11 @@ struct Job {
 
   ~Job() {
     if (md) EVP_MD_CTX_free(md);
-    if (fd >= 0) ::close(fd);
     if (lock_fd >= 0) ::close(lock_fd);
   }
 };
 
 constexpr std::size_t kWriteBuffer = 1u << 20;
-constexpr std::uint64_t kDirectWrite = 1u << 20;  // bodies up to this size skip the write buffer
 constexpr std::uint64_t kInlineHash = 8u << 20;  // bodies past this are hashed on a thread
 
 class Run {
@@ -384,7 +403,7 @@ class Run {
       if (waiting == 0) break;
       std::size_t active = 0;
       for (auto& j : jobs_) active += j->state == Job::State::Running;
-      if (active > 0) http_.poll(milliseconds(finisher_.pending() > 0 ? 5 : 100));
+      if (active > 0) http_.poll(milliseconds(finisher_.pending() > 0 ? 2 : 100));
       else std::this_thread::sleep_for(milliseconds(finisher_.pending() > 0 ? 1 : 20));
       if (progress_) progress_->tick();
     }
@@ -394,12 +413,14 @@ class Run {
 
  private:
   // ---- cache -------------------------------------------------------------------------
-  bool try_hit(Job& j) {
+  // `locked`: the part's lock is held, so the index is read again for what other
+  // processes finished meanwhile; before that, what this process read of it is enough.
+  bool try_hit(Job& j, bool locked) {
     const Artifact& a = j.res.artifact;
     std::optional<IndexEntry> e;
     if (!a.sha256.empty()) e = cache_.lookup_blob(a.sha256);
     if (!e && !a.url.empty()) {
-      e = cache_.lookup(a.url);
+      e = locked ? cache_.lookup(a.url) : cache_.lookup_known(a.url);
       if (e && !a.sha256.empty() && e->sha256 != a.sha256) e.reset();
     }
     if (!e) return false;
@@ -422,7 +443,7 @@ class Run {
   }
 
   void begin(Job& j) {
-    if (try_hit(j)) return;
+    if (try_hit(j, false)) return;
     if (o_.offline) {
       fail(j, Error(Errc::OfflineMiss, j.res.artifact.source + " is not in the cache " + quote(cache_.root()) +
                                            " and --offline forbids the network"));
@@ -441,7 +462,11 @@ class Run {
   }
 
   bool try_lock(Job& j) {
-    if (j.lock_fd < 0) j.lock_fd = cache_.lock_part(j.key);
+    if (j.lock_fd < 0) {
+      std::uint64_t size = 0;
+      j.lock_fd = cache_.lock_part(j.key, &size);
+      if (j.lock_fd >= 0) j.locked_size = size;
+    }
     return j.lock_fd >= 0;
   }
 
@@ -451,7 +476,7 @@ class Run {
   }
 
   void after_lock(Job& j) {
-    if (try_hit(j)) return;  // another process finished it while we waited
+    if (try_hit(j, true)) return;  // another process finished it while we waited
     start_request(j);
   }
 
@@ -476,7 +501,6 @@ class Run {
 
   void start_request(Job& j) {
     const Artifact& a = j.res.artifact;
-    if (j.fd >= 0) ::close(j.fd);
     j.fd = -1;
     sync_hash(j);
     if (j.md) EVP_MD_CTX_free(j.md);
@@ -487,7 +511,9 @@ class Run {
     j.total.reset();
     j.write_error.reset();
     j.retry_after.reset();
-    j.offset = (j.lock_fd >= 0 ? fd_size(j.lock_fd) : file_size(j.part)).value_or(0);
+    // The size seen when the lock was taken serves the first request; a retry looks again.
+    j.offset = (j.locked_size ? j.locked_size : j.lock_fd >= 0 ? fd_size(j.lock_fd) : file_size(j.part)).value_or(0);
+    j.locked_size.reset();
     if (j.offset > 0) j.sidecar = true;  // a part from an earlier run may have one
     j.state = Job::State::Running;
     if (progress_ && !j.progress_started) {
@@ -509,14 +535,15 @@ class Run {
   // flushes a file truncated to zero when it is closed (its auto_da_alloc rule for
   // replace-by-truncate), which made close() write each small file to disk synchronously.
   bool open_part(Job& j, bool truncate) {
-    // The locked descriptor is the part itself (Cache::lock_part): write through a
-    // duplicate of it rather than opening the path again.
-    j.fd = ::fcntl(j.lock_fd, F_DUPFD_CLOEXEC, 0);
-    if (j.fd < 0 || (truncate && ::ftruncate(j.fd, 0) != 0) || ::lseek(j.fd, 0, truncate ? SEEK_SET : SEEK_END) < 0) {
+    // The locked descriptor is the part itself (Cache::lock_part): the body is written
+    // through it with pwrite() at known offsets (no dup, no seek).
+    j.fd = j.lock_fd;
+    if (j.fd < 0 || (truncate && ::ftruncate(j.fd, 0) != 0)) {
       j.write_error = Error(Errc::Io, "cannot open " + quote(j.part) + ": " + std::strerror(errno));
       close_fd(j);
       return false;
     }
+    j.write_pos = truncate ? 0 : j.offset;
     j.md = EVP_MD_CTX_new();
     EVP_DigestInit_ex(j.md, EVP_sha256(), nullptr);
     j.writeback_from = truncate ? 0 : j.offset;
@@ -600,16 +627,10 @@ class Run {
   bool on_body(Job& j, std::string_view data) {
     if (j.verdict != Job::Verdict::Body || j.fd < 0) return false;
     j.received += data.size();
-    if (j.wbuf.empty() && j.total && *j.total <= kDirectWrite) {
-      // A small body is written as it comes (libcurl hands over 16 KiB at a time) and
-      // hashed while those bytes are still in the CPU's cache: no copy into the write
-      // buffer, whose batching pays only for large files.
-      if (!write_out(j, data)) return false;
-      EVP_DigestUpdate(j.md, data.data(), data.size());
-    } else {
-      j.wbuf.append(data);
-      if (j.wbuf.size() >= kWriteBuffer && !flush(j)) return false;
-    }
+    // Buffered (libcurl hands over 16 KiB at a time): a body of up to 1 MiB reaches the
+    // part with one pwrite(), and is hashed and written by the finisher once complete.
+    j.wbuf.append(data);
+    if (j.wbuf.size() >= kWriteBuffer && !flush(j)) return false;
     report_.downloaded_bytes += data.size();
     if (progress_) progress_->advanced(j.id, j.offset + j.received, j.total);
     return true;
@@ -617,21 +638,11 @@ class Run {
 
   // Writes bytes to the part; a failure is kept in j.write_error.
   bool write_out(Job& j, std::string_view data) {
-    const char* p = data.data();
-    std::size_t left = data.size();
-    while (left > 0) {
-      ssize_t n = ::write(j.fd, p, left);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {
-        int e = n < 0 ? errno : ENOSPC;
-        j.write_error = is_disk_full(e)
-                            ? Error(Errc::DiskFull, "no space left on the device writing " + quote(j.part))
-                            : Error(Errc::Io, "cannot write " + quote(j.part) + ": " + std::strerror(e));
-        return false;
-      }
-      p += n;
-      left -= static_cast<std::size_t>(n);
+    if (int e = pwrite_all(j.fd, data, j.write_pos); e != 0) {
+      j.write_error = write_error(e, j.part);
+      return false;
     }
+    j.write_pos += data.size();
     return true;
   }
 
@@ -667,8 +678,7 @@ class Run {
   }
 
   void close_fd(Job& j) {
-    if (j.fd >= 0) ::close(j.fd);
-    j.fd = -1;
+    j.fd = -1;  // lock_fd's alias: closed with the lock
     j.wbuf.clear();
     if (j.wbuf.capacity() >= kWriteBuffer) spare_buffers_.push_back(std::move(j.wbuf));
     j.wbuf = std::string();
@@ -690,8 +700,10 @@ class Run {
   void on_done(Job& j, const TransferResult& r) {
     using K = TransferResult::Kind;
     const Artifact& a = j.res.artifact;
-    // Whatever arrived is a valid prefix (kept for a resume) or the whole body.
-    if (j.fd >= 0 && !j.write_error) flush(j);
+    // Whatever arrived is a valid prefix (kept for a resume) or the whole body; the last
+    // bytes of a whole body are written and hashed by finalize()'s task.
+    const bool whole = r.kind == K::Ok && j.verdict == Job::Verdict::Body && (!j.total || j.offset + j.received == *j.total);
+    if (j.fd >= 0 && !j.write_error && !whole) flush(j);
     if (j.write_error) {
       Error e = *j.write_error;
       if (e.code() == Errc::DiskFull) remove_part(j);  // nothing half-written stays behind
@@ -811,10 +823,13 @@ class Run {
     j.not_before = ctx_.clock.now() + delay;
   }
 
-  // The transfer is complete: verify, make durable, move into the cache, link into dest.
+  // The transfer is complete: verify, make durable, move into the cache (finalize's task),
+  // record and link into dest (collect_finished). The bytes still in the write buffer (all
+  // of a body up to 1 MiB) are written and hashed by the task, on the finisher's thread:
+  // hashing a 64 KiB file costs about as much as receiving it.
   void finalize(Job& j, bool hash_whole_file) {
     const Artifact& a = j.res.artifact;
-    std::string hex;
+    std::string hex;  // known here when the part is hashed from the disk
     if (hash_whole_file || !j.md) {
       EVP_MD_CTX* md = EVP_MD_CTX_new();
       EVP_DigestInit_ex(md, EVP_sha256(), nullptr);
@@ -828,12 +843,6 @@ class Run {
         return;
       }
       hex = to_hex(out, n);
-    } else {
-      sync_hash(j);
-      unsigned char out[EVP_MAX_MD_SIZE];
-      unsigned n = 0;
-      EVP_DigestFinal_ex(j.md, out, &n);
-      hex = to_hex(out, n);
     }
     // A body written through j.fd ends at offset + received; a part completed earlier is
     // as large as it is.
@@ -844,21 +853,20 @@ class Run {
                                             std::to_string(*a.size_bytes) + "; the file was deleted"));
       return;
     }
-    if (!a.sha256.empty() && a.sha256 != hex) {
-      remove_part(j);
-      fail(j, Error(Errc::HashMismatch, a.source + ": sha256 mismatch: expected " + a.sha256 + ", got " + hex +
-                                            "; the file was deleted"));
-      return;
+    EVP_MD_CTX* md = nullptr;  // the job's digest, used by the task alone until it is done
+    auto tail = std::make_shared<std::string>();
+    if (hex.empty()) {
+      sync_hash(j);
+      md = j.md;
+      tail->swap(j.wbuf);
     }
+    const std::uint64_t tail_pos = j.write_pos;
     close_fd(j);
-    j.res.sha256 = hex;
-    j.res.size_bytes = size;
     j.res.final_url = j.url;
     j.state = Job::State::Finalizing;
-    IndexEntry entry{a.url, j.res.etag, hex, j.res.hf_commit, a.filename, size};
-    const std::string part = j.part, etag_file = j.sidecar ? j.etag_file : std::string(), blob = cache_.blob_path(hex);
-    const std::string dest = o_.dest_dir, filename = a.filename;
-    const Cache* cache = &cache_;
+    const IndexEntry base{a.url, j.res.etag, hex, j.res.hf_commit, a.filename, size};
+    const std::string part = j.part, etag_file = j.sidecar ? j.etag_file : std::string();
+    const std::string expected = a.sha256, source = a.source;
     const std::size_t id = j.id;
     const bool durable = o_.fsync;
     // The part's locked descriptor stays open until collect_finished() unlocks the job.
@@ -866,6 +874,35 @@ class Run {
     finisher_.submit([=]() {
       Finisher::Outcome out;
       out.job = id;
+      out.entry = base;
+      // Drops the part's bytes (the lock stays with the job; unlocking deletes the empty part).
+      auto drop_part = [&] {
+        if (part_fd < 0 || ::ftruncate(part_fd, 0) != 0) ::unlink(part.c_str());
+        if (!etag_file.empty()) ::unlink(etag_file.c_str());
+      };
+      if (!tail->empty()) {
+        if (int e = pwrite_all(part_fd, *tail, tail_pos); e != 0) {
+          drop_part();  // nothing half-written stays behind
+          out.error = write_error(e, part);
+          out.buffer = std::move(*tail);
+          return out;
+        }
+      }
+      if (md) {
+        EVP_DigestUpdate(md, tail->data(), tail->size());
+        unsigned char digest[EVP_MAX_MD_SIZE];
+        unsigned n = 0;
+        EVP_DigestFinal_ex(md, digest, &n);
+        out.entry.sha256 = to_hex(digest, n);
+      }
+      out.buffer = std::move(*tail);
+      const std::string& hash = out.entry.sha256;
+      if (!expected.empty() && expected != hash) {
+        drop_part();
+        out.error = Error(Errc::HashMismatch, source + ": sha256 mismatch: expected " + expected + ", got " + hash +
+                                                  "; the file was deleted");
+        return out;
+      }
       // With --fsync: durable before visible.
       const bool own_fd = part_fd < 0;
       const int fd = own_fd ? ::open(part.c_str(), O_RDONLY | O_CLOEXEC) : part_fd;
@@ -879,40 +916,68 @@ class Run {
         out.error = Error(is_disk_full(e) ? Errc::DiskFull : Errc::Io, "cannot sync " + quote(part) + ": " + std::strerror(e));
         return out;
       }
-      ::fchmod(fd, 0444);
-      if (own_fd) ::close(fd);
-      if (::rename(part.c_str(), blob.c_str()) != 0) {
-        int e = errno;
-        ::unlink(part.c_str());
-        if (!etag_file.empty()) ::unlink(etag_file.c_str());
-        out.error = Error(Errc::Io, "cannot move " + quote(part) + " to " + quote(blob) + ": " + std::strerror(e));
-        return out;
-      }
-      if (!etag_file.empty()) ::unlink(etag_file.c_str());
-      // The directory is not fsynced per file: after a crash a rename may be lost, which
-      // is a cache miss. With --fsync a blob name never points at unsynced bytes; without
-      // it a power loss may leave a short blob, which the size check of lookups refuses.
-      if (auto r = cache->record(entry); !r.ok()) out.warning = "cannot write the cache index: " + r.error().to_string();
-      out.path = blob;
-      if (!dest.empty()) {
-        auto placed = place(blob, dest, filename);
-        if (!placed) out.error = std::move(placed).error();
-        else out.path = *placed;
+      if (own_fd) {
+        ::fchmod(fd, 0444);  // a locked part is read-only already (Cache::lock_part)
+        ::close(fd);
       }
       return out;
     });
   }
 
-  // Applies what the finisher threads completed (on the event-loop thread).
+  // Moves a verified part into blobs/ (its index entry is written already: a process that
+  // takes the part's name after this rename finds the entry when it reads the index).
+  std::optional<Error> publish(Job& j) {
+    const std::string blob = cache_.blob_path(j.res.sha256);
+    if (::rename(j.part.c_str(), blob.c_str()) != 0) {
+      int e = errno;
+      remove_part(j);
+      return Error(Errc::Io, "cannot move " + quote(j.part) + " to " + quote(blob) + ": " + std::strerror(e));
+    }
+    if (j.sidecar) ::unlink(j.etag_file.c_str());
+    // The directory is not fsynced per file: after a crash a rename may be lost, which is
+    // a cache miss. With --fsync a blob name never points at unsynced bytes; without it a
+    // power loss may leave a short blob, which the size check of lookups refuses.
+    return std::nullopt;
+  }
+
+  // Applies what the finisher completed (on the event-loop thread): the index entries of
+  // all files verified since the last pass, in one append, then for each the rename into
+  // blobs/, the link into dest and the release of its lock. Entry, rename, unlock in this
+  // order: a process that gets the lock (or the part's name) afterwards, or that waited
+  // for it, finds the entry when it reads the index.
   void collect_finished() {
-    for (auto& o : finisher_.take()) {
+    auto done = finisher_.take();
+    if (done.empty()) return;
+    std::vector<IndexEntry> entries;
+    for (auto& o : done)
+      if (!o.error) entries.push_back(o.entry);
+    if (auto r = cache_.record(entries); !r.ok())
+      ctx_.log.log(LogLevel::Warn, "cannot write the cache index: " + r.error().to_string());
+    for (auto& o : done) {
       Job& j = *jobs_[o.job];
-      if (!o.warning.empty()) ctx_.log.log(LogLevel::Warn, o.warning);
+      if (o.buffer.capacity() >= kWriteBuffer && spare_buffers_.size() < o_.jobs) {
+        o.buffer.clear();
+        spare_buffers_.push_back(std::move(o.buffer));
+      }
       if (o.error) {
         fail(j, std::move(*o.error));
         continue;
       }
-      j.res.path = o.path;
+      j.res.sha256 = o.entry.sha256;
+      j.res.size_bytes = o.entry.size_bytes;
+      if (auto e = publish(j)) {
+        fail(j, std::move(*e));
+        continue;
+      }
+      j.res.path = cache_.blob_path(o.entry.sha256);
+      if (!o_.dest_dir.empty()) {
+        auto placed = place(j.res.path, o_.dest_dir, j.res.artifact.filename);
+        if (!placed) {
+          fail(j, std::move(placed).error());  // the blob stays cached and indexed
+          continue;
+        }
+        j.res.path = *placed;
+      }
       if (progress_) progress_->finished(j.id, true, false);
       // The part is a blob now: nothing is left at its path to clean up, and closing the
       // descriptor releases the lock.

@@ -165,6 +165,7 @@ void IndexLog::add_locked(const IndexEntry& e) {
 }
 
 void IndexLog::refresh_locked() {
+  looked_ = true;
   struct stat now{};
   const bool exists = ::stat(path_.c_str(), &now) == 0;
   if (fd_ < 0 || (exists && (now.st_ino != ino_ || now.st_dev != dev_))) {
@@ -190,8 +191,12 @@ void IndexLog::refresh_locked() {
   consumed_ += used;
 }
 
-Result<void> IndexLog::append(const IndexEntry& e) {
-  const std::string record = encode_index_record(e);
+Result<void> IndexLog::append(const IndexEntry& e) { return append(std::vector<IndexEntry>{e}); }
+
+Result<void> IndexLog::append(const std::vector<IndexEntry>& entries) {
+  if (entries.empty()) return {};
+  std::string record;
+  for (const auto& e : entries) record += encode_index_record(e);
   std::lock_guard<std::mutex> g(mu_);
   for (int attempt = 0; attempt < 3; ++attempt) {
     if (fd_ < 0 && !open_locked()) break;
@@ -211,16 +216,17 @@ Result<void> IndexLog::append(const IndexEntry& e) {
     ::flock(fd_, LOCK_UN);
     if (!ok) return Error(Errc::Io, "cannot append to " + util::quote(path_) + ": " + std::strerror(err));
     if (caught_up) consumed_ += record.size();
-    add_locked(e);
+    for (const auto& e : entries) add_locked(e);
     return {};
   }
   return Error(Errc::Io, "cannot write " + util::quote(path_) + ": " + std::strerror(errno));
 }
 
-std::optional<IndexEntry> IndexLog::find_url(std::string_view url) {
+std::optional<IndexEntry> IndexLog::find_url(std::string_view url, bool refresh) {
   std::lock_guard<std::mutex> g(mu_);
   auto it = by_url_.find(std::string(url));
   if (it == by_url_.end()) {
+    if (!refresh && looked_) return std::nullopt;
     refresh_locked();
     it = by_url_.find(std::string(url));
     if (it == by_url_.end()) return std::nullopt;

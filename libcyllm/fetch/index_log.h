@@ -51,10 +51,14 @@ class IndexLog {
 
   const std::string& path() const { return path_; }
   Result<void> append(const IndexEntry& e);
+  // Several records under one lock and with one write() (a download loop records what
+  // finished in one pass of its loop together).
+  Result<void> append(const std::vector<IndexEntry>& entries);
   // The last entry of a URL or of a sha256; on a miss the records that other processes
   // appended since the last read are read first (so a process that waited for another's
-  // download finds its entry).
-  std::optional<IndexEntry> find_url(std::string_view url);
+  // download finds its entry), unless `refresh` is false: then only what was read already
+  // (the log is read the first time all the same).
+  std::optional<IndexEntry> find_url(std::string_view url, bool refresh = true);
   std::optional<IndexEntry> find_sha256(std::string_view sha256);
   // Rewrites the log with one record per live entry that `keep` accepts (temp file +
   // rename, under the log's lock; appenders holding the old file notice and reopen).
@@ -71,6 +75,7 @@ class IndexLog {
   dev_t dev_ = 0;
   ino_t ino_ = 0;
   std::uint64_t consumed_ = 0;  // bytes of fd_'s file parsed so far
+  bool looked_ = false;         // refresh_locked() ran at least once
   struct Slot {
     IndexEntry entry;
     std::uint64_t seq = 0;  // order of reading: compact() keeps it

@@ -161,10 +161,14 @@ class Cache {
   // False when the blob's size differs from `size` (0 = unknown, always true).
   bool blob_has_size(std::string_view sha256, std::uint64_t size) const;
   std::optional<IndexEntry> lookup(std::string_view url) const;  // only if its blob exists
+  // The same, from what this process has read of the index so far: no file operation on a
+  // miss. For a first look before taking the part's lock (lookup() again once it is held).
+  std::optional<IndexEntry> lookup_known(std::string_view url) const;
   // The last entry recorded for a blob (for lock lines, which know only the hash).
   std::optional<IndexEntry> lookup_blob(std::string_view sha256) const;
   // Appends the entry to the index log (one record, whole or skipped by readers).
   Result<void> record(const IndexEntry& entry) const;
+  Result<void> record(const std::vector<IndexEntry>& entries) const;  // one append for all
   // Marks a blob as just used (mtime), for gc's least-recently-used order.
   void touch(std::string_view sha256) const;
   // Removes least recently used blobs until the blobs total at most max_bytes, then
@@ -178,7 +182,8 @@ class Cache {
   // path still names the inode it locked (else it retries), so a part renamed into blobs/
   // or deleted by the previous holder is never written again. unlock_part deletes the part
   // when it is still there and empty (nothing worth resuming), then releases the lock.
-  int lock_part(std::string_view key) const;
+  // `size`, when given, gets the part's size (a resume starts there).
+  int lock_part(std::string_view key, std::uint64_t* size = nullptr) const;
   void unlock_part(std::string_view key, int fd) const;
 
  private:

@@ -100,6 +100,11 @@ TEST_CASE("a second fetch of the same URL is a cache hit with zero requests") {
   CHECK(r1->artifacts[0].etag == "\"e1\"");
   CHECK(cyllm::test::read_text(tmp.path() / "dest/m.bin") == body);
   CHECK(http.requests.size() == 1);
+  // The blob, and dest's link to it, are read-only: writing through dest cannot change
+  // what the cache hands out next time.
+  CHECK((std::filesystem::status(tmp.path() / "dest/m.bin").permissions() & std::filesystem::perms::all) ==
+        std::filesystem::perms(0444));
+  CHECK(std::filesystem::is_empty(tmp.path() / "cache/partial"));
 
   FakeHttp silent;  // no script: any request would 404
   auto r2 = download_all(env.ctx, silent, cache, {a}, o);
@@ -340,12 +345,25 @@ TEST_CASE("the part file is the lock: a second holder waits, an empty part does 
   cache.unlock_part(key, fd);
   CHECK_FALSE(std::filesystem::exists(cache.part_path(key)));  // empty: nothing to resume
 
-  // A part with bytes stays for a resume.
-  fd = cache.lock_part(key);
+  // A part with bytes stays for a resume. Parts are read-only on disk, like the blobs they
+  // become, and writable through the holder's descriptor; the size comes with the lock.
+  std::uint64_t size = 99;
+  fd = cache.lock_part(key, &size);
   REQUIRE(fd >= 0);
+  CHECK(size == 0);
+  CHECK((std::filesystem::status(cache.part_path(key)).permissions() & std::filesystem::perms::all) ==
+        std::filesystem::perms(0444));
   REQUIRE(::write(fd, "abc", 3) == 3);
   cache.unlock_part(key, fd);
   CHECK(cyllm::test::read_text(cache.part_path(key)) == "abc");
+  // A writable part left by an older version: taken over and made read-only.
+  std::filesystem::permissions(cache.part_path(key), std::filesystem::perms(0644));
+  fd = cache.lock_part(key, &size);
+  REQUIRE(fd >= 0);
+  CHECK(size == 3);
+  CHECK((std::filesystem::status(cache.part_path(key)).permissions() & std::filesystem::perms::all) ==
+        std::filesystem::perms(0444));
+  cache.unlock_part(key, fd);
 
   // A holder that renamed its part away does not delete the next one's file.
   fd = cache.lock_part(key);
