@@ -182,7 +182,7 @@ class Finisher {
   };
   // Records and moves into place the files of a batch of outcomes (publish_batch below).
   using Publish = std::function<void(std::vector<Outcome>&)>;
-  Finisher(std::size_t n_threads, Publish publish) : publish_(std::move(publish)) {
+  Finisher(std::size_t n_threads, Publish publish) : publish_(std::move(publish)), n_threads_(n_threads) {
     for (std::size_t i = 0; i < n_threads; ++i) threads_.emplace_back([this] { work(); });
   }
   ~Finisher() {
@@ -252,7 +252,7 @@ class Finisher {
       do {
         tasks.push_back(std::move(queue_.front()));
         queue_.pop_front();
-      } while (threads_.size() == 1 && !queue_.empty());
+      } while (n_threads_ == 1 && !queue_.empty());
       g.unlock();
       std::vector<Outcome> batch;
       for (auto& t : tasks) batch.push_back(t());
@@ -266,6 +266,7 @@ class Finisher {
   std::deque<std::function<Outcome()>> queue_;
   std::vector<Outcome> done_, unpublished_;
   Publish publish_;
+  const std::size_t n_threads_;  // threads_.size(), which work() must not read while threads start
   std::size_t pending_ = 0;
   std::size_t sleeping_ = 0;  // threads waiting for work
   bool stop_ = false;

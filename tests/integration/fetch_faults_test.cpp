@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 
 #include <filesystem>
+#include <thread>
 
 #include "cyllm/fetch.h"
 #include "http_servers.h"
@@ -295,6 +296,41 @@ TEST_CASE("parallel downloads and a second run that is all cache hits") {
   for (const auto& a : rep2->artifacts) CHECK(a.cache_hit);
   CHECK(rep2->requests == 0);
   CHECK(srv.requests().size() == 12);
+
+  // The client closes its connections' sockets (through its close-socket callback) when
+  // it goes: no descriptor outlives it. The server's ends close when it sees EOF.
+  http.reset();
+  const auto open_fds = [] {
+    std::size_t n = 0;
+    for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) ++n;
+    return n;
+  };
+  // The server closes its ends of the first client's connections when it notices.
+  const auto settled = [&] {
+    std::size_t n = open_fds();
+    for (int i = 0; i < 40; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      const std::size_t m = open_fds();
+      if (m == n) break;
+      n = m;
+    }
+    return n;
+  };
+  const std::size_t before = settled();
+  {
+    auto fresh = make_curl_client(rig.ho);
+    std::vector<Artifact> more;
+    for (int i = 12; i < 16; ++i) {
+      Route r;
+      r.body = payload(20000 + static_cast<std::size_t>(i));
+      srv.route("/f" + std::to_string(i), r);
+      more.push_back(parse_source(srv.url("/f" + std::to_string(i)), "").value());
+    }
+    auto rep3 = download_all(rig.ctx, *fresh, rig.cache, more, rig.o);
+    REQUIRE(rep3.ok());
+    for (const auto& a : rep3->artifacts) CHECK_FALSE(a.error);
+  }
+  CHECK(settled() == before);
 }
 
 TEST_CASE("cancel stops transfers and keeps the .part") {

@@ -147,6 +147,26 @@ TEST_CASE("a reader sees what another process appended after its first read") {
   CHECK(reader.find_url("https://h.example/late"));
 }
 
+TEST_CASE("a batch is appended whole; a lookup without refresh sees only what was read") {
+  TempDir tmp;
+  const std::string path = (tmp.path() / "entries.log").string();
+  IndexLog reader(path), writer(path);
+  // The first lookup reads the log even without refresh (there is none yet).
+  CHECK_FALSE(reader.find_url("https://h.example/a", false));
+  REQUIRE(writer.append(std::vector<IndexEntry>{entry("https://h.example/a", "a"), entry("https://h.example/b", "bb"),
+                                                entry("https://h.example/c", "ccc")})
+              .ok());
+  CHECK(parse_index_records(read_text(path)).size() == 3);  // one record each
+  CHECK(writer.find_url("https://h.example/b", false));     // the writer knows its own
+  CHECK_FALSE(reader.find_url("https://h.example/a", false));  // not read since
+  auto c = reader.find_url("https://h.example/c");              // a miss reads again
+  REQUIRE(c);
+  CHECK(c->size_bytes == 3);
+  CHECK(reader.find_url("https://h.example/a", false));
+  REQUIRE(writer.append(std::vector<IndexEntry>{}).ok());  // nothing: no record
+  CHECK(parse_index_records(read_text(path)).size() == 3);
+}
+
 TEST_CASE("processes appending at once: every record whole, none lost") {
   TempDir tmp;
   const std::string path = (tmp.path() / "entries.log").string();
