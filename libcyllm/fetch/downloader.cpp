@@ -159,13 +159,14 @@ Result<std::string> place(const std::string& blob, const std::string& dest_dir, 
 // publish_batch() records the files of a batch in the index, renames them into blobs/ and
 // links them into dest. The event loop only releases the locks (collect_finished).
 //   * Without --fsync: one thread, handed tasks in batches (kick). A small file's hash,
-//     write, rename and link are about a third of its cost on the event loop; on the other
-//     CPU, 200 x 64 KiB from a loopback nginx took 78 ms instead of 82 (best of 12, taking
-//     turns; sequential curl 79). Waking the thread for each file cost more than it moved
-//     (the idle vCPU of a VM is woken with an interrupt): 40 ms more CPU per 200 files.
-//     Taking the parts' locks on that thread ahead of their turn was tried as well: the
-//     event loop's CPU fell by a fifth, the wall time did not move (the two threads and
-//     nginx then share two CPUs), so the locks stay on the event loop.
+//     write, rename and link are about a third of its cost on the event loop. Measured on
+//     2 vCPUs, 200 x 64 KiB from a loopback nginx, ten runs each taking turns: the median
+//     was 3-9% lower than with everything on the event loop in three sets of runs, at the
+//     price of more CPU in all (the thread's renames out of partial/ contend with the
+//     event loop's creations in it for the directory's lock). Waking the thread for each
+//     file cost more than it moved (the idle vCPU of a VM is woken with an interrupt).
+//     Taking the parts' locks on that thread too (no contention) lowered the event loop's
+//     CPU by a fifth without moving the wall time, so the locks stay on the event loop.
 //   * With --fsync: eight threads, one task each, so that the fsyncs of many small files
 //     share journal commits instead of queueing one after another.
 //   * n_threads = 0 (not used by download_all, kept for tests of the protocol): tasks run
