@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <map>
@@ -59,7 +60,73 @@ void append_json_string(std::string& out, std::string_view s) {
   out += '"';
 }
 
-std::optional<IndexEntry> decode_payload(std::string_view payload) {
+// A JSON string in the form append_json_string writes (ASCII, with \" \\ and \u00XX
+// escapes) into `out`, moving `p` past it; false for any other form.
+bool take_canonical_string(std::string_view& p, std::string& out) {
+  if (p.empty() || p[0] != '"') return false;
+  for (std::size_t i = 1; i < p.size(); ++i) {
+    std::size_t run = i;  // plain characters are appended a run at a time
+    while (run < p.size() && p[run] != '"' && p[run] != '\\' && static_cast<unsigned char>(p[run]) >= 0x20 &&
+           static_cast<unsigned char>(p[run]) < 0x80)
+      ++run;
+    out.append(p.substr(i, run - i));
+    i = run;
+    if (i >= p.size()) return false;
+    const auto c = static_cast<unsigned char>(p[i]);
+    if (c == '"') {
+      p.remove_prefix(i + 1);
+      return true;
+    }
+    if (c != '\\') return false;  // a control character or a byte past ASCII: the JSON parser decides
+    if (i + 1 >= p.size()) return false;
+    const char e = p[++i];
+    if (e == '"' || e == '\\') {
+      out += e;
+    } else if (e == 'u' && i + 4 < p.size() && p[i + 1] == '0' && p[i + 2] == '0' && p[i + 3] >= '0' &&
+               p[i + 3] <= '7' && std::isxdigit(static_cast<unsigned char>(p[i + 4]))) {
+      const char h = p[i + 4];
+      const int lo = h <= '9' ? h - '0' : (h | 0x20) - 'a' + 10;
+      out += static_cast<char>((p[i + 3] - '0') * 16 + lo);
+      i += 4;
+    } else {
+      return false;
+    }
+  }
+  return false;
+}
+
+bool take(std::string_view& p, std::string_view literal) {
+  if (!util::starts_with(p, literal)) return false;
+  p.remove_prefix(literal.size());
+  return true;
+}
+
+}  // namespace
+
+// The payload exactly as encode_index_record writes it, read without a JSON parser (a
+// tenth of its time: the log is read whole by the first lookup of every process). Any
+// other form, valid JSON or not, is nullopt, and decode_index_payload asks the parser.
+std::optional<IndexEntry> decode_index_payload_canonical(std::string_view p) {
+  IndexEntry e;
+  if (!take(p, "{\"url\":") || !take_canonical_string(p, e.url) || !take(p, ",\"etag\":") ||
+      !take_canonical_string(p, e.etag) || !take(p, ",\"sha256\":") || !take_canonical_string(p, e.sha256) ||
+      !take(p, ",\"size_bytes\":"))
+    return std::nullopt;
+  std::size_t digits = 0;
+  while (digits < p.size() && p[digits] >= '0' && p[digits] <= '9') ++digits;
+  if (digits == 0 || (digits > 1 && p[0] == '0')) return std::nullopt;
+  for (std::size_t i = 0; i < digits; ++i)
+    if (__builtin_mul_overflow(e.size_bytes, 10u, &e.size_bytes) ||
+        __builtin_add_overflow(e.size_bytes, static_cast<std::uint64_t>(p[i] - '0'), &e.size_bytes))
+      return std::nullopt;  // past 64 bits: the JSON parser reads a float, so the size is unknown
+  p.remove_prefix(digits);
+  if (!take(p, ",\"hf_commit\":") || !take_canonical_string(p, e.hf_commit) || !take(p, ",\"filename\":") ||
+      !take_canonical_string(p, e.filename) || p != "}")
+    return std::nullopt;
+  return e;
+}
+
+std::optional<IndexEntry> decode_index_payload_json(std::string_view payload) {
   auto j = nlohmann::json::parse(payload, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return std::nullopt;
   auto str = [&](const char* k) {
@@ -73,9 +140,17 @@ std::optional<IndexEntry> decode_payload(std::string_view payload) {
   e.hf_commit = str("hf_commit");
   e.filename = str("filename");
   if (auto it = j.find("size_bytes"); it != j.end() && it->is_number_unsigned()) e.size_bytes = it->get<std::uint64_t>();
-  if (e.sha256.size() != 64 || !is_hex(e.sha256)) return std::nullopt;
   return e;
 }
+
+std::optional<IndexEntry> decode_index_payload(std::string_view payload) {
+  auto e = decode_index_payload_canonical(payload);
+  if (!e) e = decode_index_payload_json(payload);
+  if (!e || e->sha256.size() != 64 || !is_hex(e->sha256)) return std::nullopt;
+  return e;
+}
+
+namespace {
 
 // The record that starts at one of the markers of `line` (normally the first; after a torn
 // record, a later one).
@@ -85,7 +160,7 @@ std::optional<IndexEntry> decode_line(std::string_view line) {
     if (rest.size() < kCheckLen + 1 || rest[kCheckLen] != ' ' || !is_hex(rest.substr(0, kCheckLen))) continue;
     std::string_view payload = rest.substr(kCheckLen + 1);
     if (check_of(payload) != rest.substr(0, kCheckLen)) continue;
-    if (auto e = decode_payload(payload)) return e;
+    if (auto e = decode_index_payload(payload)) return e;
   }
   return std::nullopt;
 }

@@ -37,6 +37,14 @@ namespace cyllm::fetch {
 // One record, '\n' included.
 std::string encode_index_record(const IndexEntry& e);
 
+// A record's payload: read directly when it has the form encode_index_record writes, by a
+// JSON parser otherwise (then any key order or escape is accepted); nullopt unless it is
+// an object with a 64-hex sha256. The two readers are exposed for the fuzz target, which
+// checks that they agree wherever the direct one accepts.
+std::optional<IndexEntry> decode_index_payload(std::string_view payload);
+std::optional<IndexEntry> decode_index_payload_canonical(std::string_view payload);
+std::optional<IndexEntry> decode_index_payload_json(std::string_view payload);
+
 // The valid records of `text`, in order. `consumed` gets the length of the prefix that ends
 // with the last '\n' (a record still being written, or torn, is left for a later call).
 std::vector<IndexEntry> parse_index_records(std::string_view text, std::size_t* consumed = nullptr);

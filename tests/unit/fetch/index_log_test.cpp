@@ -62,6 +62,49 @@ TEST_CASE("index records round-trip, escapes included") {
   CHECK(got[0].size_bytes == 3);
 }
 
+TEST_CASE("payloads in the written form are read directly, others by the JSON parser, alike") {
+  IndexEntry e = entry("https://h.example/a \"q\" \\ b", "body");
+  e.etag = std::string("W/\"x\"\x01\x1f");
+  e.hf_commit = "abc";
+  e.size_bytes = 18446744073709551615ull;  // the largest size_bytes
+  const std::string rec = encode_index_record(e);
+  const std::string payload = rec.substr(rec.find('{'), rec.size() - rec.find('{') - 1);
+  auto direct = decode_index_payload_canonical(payload);
+  auto json = decode_index_payload_json(payload);
+  REQUIRE(direct);
+  REQUIRE(json);
+  for (const auto* x : {&*direct, &*json}) {
+    CHECK(x->url == e.url);
+    CHECK(x->etag == e.etag);
+    CHECK(x->sha256 == e.sha256);
+    CHECK(x->hf_commit == "abc");
+    CHECK(x->size_bytes == e.size_bytes);
+  }
+  // Valid JSON in another form: keys reordered, spaces, another escape, UTF-8 in a name.
+  const std::string sha = e.sha256;
+  for (const std::string& other :
+       {std::string("{\"sha256\":\"") + sha + "\",\"url\":\"u\",\"etag\":\"\",\"size_bytes\":1,\"hf_commit\":\"\",\"filename\":\"f\"}",
+        std::string("{\"url\": \"u\",\"etag\":\"\",\"sha256\":\"") + sha + "\",\"size_bytes\":1,\"hf_commit\":\"\",\"filename\":\"f\"}",
+        std::string("{\"url\":\"u\\/v\",\"etag\":\"\",\"sha256\":\"") + sha + "\",\"size_bytes\":1,\"hf_commit\":\"\",\"filename\":\"f\"}",
+        std::string("{\"url\":\"u\",\"etag\":\"\",\"sha256\":\"") + sha + "\",\"size_bytes\":1,\"hf_commit\":\"\",\"filename\":\"caf\xc3\xa9\"}"}) {
+    CAPTURE(other);
+    CHECK_FALSE(decode_index_payload_canonical(other));
+    auto r = decode_index_payload(other);
+    REQUIRE(r);
+    CHECK(r->sha256 == sha);
+    CHECK(r->size_bytes == 1);
+  }
+  // Neither reader takes what JSON forbids: bad UTF-8, a raw control character, a
+  // number with a leading zero, one past 64 bits (then size_bytes is unknown, 0).
+  const std::string head = std::string("{\"url\":\"u\",\"etag\":\"\",\"sha256\":\"") + sha + "\",\"size_bytes\":";
+  CHECK_FALSE(decode_index_payload(head + "1,\"hf_commit\":\"\",\"filename\":\"\xff\"}"));
+  CHECK_FALSE(decode_index_payload(head + "1,\"hf_commit\":\"\",\"filename\":\"a\x01\"}"));
+  CHECK_FALSE(decode_index_payload(head + "01,\"hf_commit\":\"\",\"filename\":\"f\"}"));
+  auto big = decode_index_payload(head + "18446744073709551616,\"hf_commit\":\"\",\"filename\":\"f\"}");
+  REQUIRE(big);
+  CHECK(big->size_bytes == 0);
+}
+
 TEST_CASE("a torn record is skipped and the records after it are still found") {
   const std::string a = encode_index_record(entry("https://h.example/a", "a"));
   const std::string b = encode_index_record(entry("https://h.example/b", "b"));
