@@ -274,6 +274,15 @@ class Finisher {
   std::vector<std::thread> threads_;
 };
 
+// Drops a part's bytes. While its job holds the part as its lock (lock_fd), the file is
+// emptied in place (a retry writes it again; unlock_part deletes it if it stays empty), so
+// the locked inode and the path stay one file; without the lock it is deleted. The ETag
+// sidecar goes too ("" when there is none).
+void drop_part(int lock_fd, const std::string& part, const std::string& etag_file) {
+  if (lock_fd < 0 || ::ftruncate(lock_fd, 0) != 0) ::unlink(part.c_str());
+  if (!etag_file.empty()) ::unlink(etag_file.c_str());
+}
+
 // Makes a batch of verified parts visible: their index entries in one append, then each
 // part renamed to its blob and linked into dest. Entry before rename: a process that takes
 // a part's name after the rename (or that waited for its lock) finds the entry when it
@@ -289,8 +298,7 @@ void publish_batch(const Cache& cache, const std::string& dest, std::vector<Fini
     const std::string blob = cache.blob_path(o.entry.sha256);
     if (::rename(o.part.c_str(), blob.c_str()) != 0) {
       int e = errno;
-      if (o.part_fd < 0 || ::ftruncate(o.part_fd, 0) != 0) ::unlink(o.part.c_str());
-      if (!o.etag_file.empty()) ::unlink(o.etag_file.c_str());
+      drop_part(o.part_fd, o.part, o.etag_file);
       o.error = Error(Errc::Io, "cannot move " + quote(o.part) + " to " + quote(blob) + ": " + std::strerror(e));
       continue;
     }
@@ -760,17 +768,9 @@ class Run {
     j.wbuf = std::string();
   }
 
-  // Drops the part's bytes. While the job holds the part as its lock, the file is emptied
-  // in place (a retry writes it again; unlock_part deletes it if it stays empty), so
-  // the locked inode and the path stay one file.
   void remove_part(Job& j) {
     close_fd(j);
-    if (j.lock_fd >= 0) {
-      if (::ftruncate(j.lock_fd, 0) != 0) ::unlink(j.part.c_str());
-    } else {
-      ::unlink(j.part.c_str());
-    }
-    ::unlink(j.etag_file.c_str());
+    drop_part(j.lock_fd, j.part, j.etag_file);
   }
 
   void on_done(Job& j, const TransferResult& r) {
@@ -954,14 +954,9 @@ class Run {
       out.part = part;
       out.etag_file = etag_file;
       out.part_fd = part_fd;
-      // Drops the part's bytes (the lock stays with the job; unlocking deletes the empty part).
-      auto drop_part = [&] {
-        if (part_fd < 0 || ::ftruncate(part_fd, 0) != 0) ::unlink(part.c_str());
-        if (!etag_file.empty()) ::unlink(etag_file.c_str());
-      };
       if (!tail->empty()) {
         if (int e = pwrite_all(part_fd, *tail, tail_pos); e != 0) {
-          drop_part();  // nothing half-written stays behind
+          drop_part(part_fd, part, etag_file);  // nothing half-written stays behind
           out.error = write_error(e, part);
           out.buffer = std::move(*tail);
           return out;
@@ -977,7 +972,7 @@ class Run {
       out.buffer = std::move(*tail);
       const std::string& hash = out.entry.sha256;
       if (!expected.empty() && expected != hash) {
-        drop_part();
+        drop_part(part_fd, part, etag_file);
         out.error = Error(Errc::HashMismatch, source + ": sha256 mismatch: expected " + expected + ", got " + hash +
                                                   "; the file was deleted");
         return out;

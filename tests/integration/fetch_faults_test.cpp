@@ -54,6 +54,19 @@ struct Rig {
   }
 };
 
+// Serves /f<first> .. /f<first+n-1>, each a payload of its own size (base + i bytes), and
+// returns their artifacts.
+std::vector<Artifact> serve_files(FaultServer& srv, int first, int n, std::size_t base) {
+  std::vector<Artifact> arts;
+  for (int i = first; i < first + n; ++i) {
+    Route r;
+    r.body = payload(base + static_cast<std::size_t>(i));
+    srv.route("/f" + std::to_string(i), r);
+    arts.push_back(parse_source(srv.url("/f" + std::to_string(i)), "").value());
+  }
+  return arts;
+}
+
 }  // namespace
 
 TEST_CASE("connection dropped mid-body: the retry resumes with Range and the hash is right") {
@@ -278,13 +291,7 @@ TEST_CASE("a wrong-hash body fails with both hashes and leaves nothing behind") 
 TEST_CASE("parallel downloads and a second run that is all cache hits") {
   FaultServer srv;
   Rig rig;
-  std::vector<Artifact> arts;
-  for (int i = 0; i < 12; ++i) {
-    Route r;
-    r.body = payload(10000 + static_cast<std::size_t>(i));
-    srv.route("/f" + std::to_string(i), r);
-    arts.push_back(parse_source(srv.url("/f" + std::to_string(i)), "").value());
-  }
+  const std::vector<Artifact> arts = serve_files(srv, 0, 12, 10000);
   rig.o.jobs = 4;
   auto http = make_curl_client(rig.ho);
   auto rep = download_all(rig.ctx, *http, rig.cache, arts, rig.o);
@@ -319,13 +326,7 @@ TEST_CASE("parallel downloads and a second run that is all cache hits") {
   const std::size_t before = settled();
   {
     auto fresh = make_curl_client(rig.ho);
-    std::vector<Artifact> more;
-    for (int i = 12; i < 16; ++i) {
-      Route r;
-      r.body = payload(20000 + static_cast<std::size_t>(i));
-      srv.route("/f" + std::to_string(i), r);
-      more.push_back(parse_source(srv.url("/f" + std::to_string(i)), "").value());
-    }
+    const std::vector<Artifact> more = serve_files(srv, 12, 4, 20000);
     auto rep3 = download_all(rig.ctx, *fresh, rig.cache, more, rig.o);
     REQUIRE(rep3.ok());
     for (const auto& a : rep3->artifacts) CHECK_FALSE(a.error);
