@@ -240,7 +240,10 @@ void IndexLog::add_locked(const IndexEntry& e) {
 }
 
 void IndexLog::refresh_locked() {
-  looked_ = true;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    looked_ = true;
+  }
   struct stat now{};
   const bool exists = ::stat(path_.c_str(), &now) == 0;
   if (fd_ < 0 || (exists && (now.st_ino != ino_ || now.st_dev != dev_))) {
@@ -262,8 +265,10 @@ void IndexLog::refresh_locked() {
   }
   buf.resize(got);
   std::size_t used = 0;
-  for (auto& e : parse_index_records(buf, &used)) add_locked(e);
+  const std::vector<IndexEntry> entries = parse_index_records(buf, &used);
   consumed_ += used;
+  std::lock_guard<std::mutex> g(mu_);
+  for (const auto& e : entries) add_locked(e);
 }
 
 Result<void> IndexLog::append(const IndexEntry& e) { return append(std::vector<IndexEntry>{e}); }
@@ -272,7 +277,7 @@ Result<void> IndexLog::append(const std::vector<IndexEntry>& entries) {
   if (entries.empty()) return {};
   std::string record;
   for (const auto& e : entries) record += encode_index_record(e);
-  std::lock_guard<std::mutex> g(mu_);
+  std::lock_guard<std::mutex> g(file_mu_);
   for (int attempt = 0; attempt < 3; ++attempt) {
     if (fd_ < 0 && !open_locked()) break;
     if (::flock(fd_, LOCK_EX) != 0) break;
@@ -291,37 +296,35 @@ Result<void> IndexLog::append(const std::vector<IndexEntry>& entries) {
     ::flock(fd_, LOCK_UN);
     if (!ok) return Error(Errc::Io, "cannot append to " + util::quote(path_) + ": " + std::strerror(err));
     if (caught_up) consumed_ += record.size();
+    // In memory before file_mu_ is released: whoever reads the file next finds them.
+    std::lock_guard<std::mutex> m(mu_);
     for (const auto& e : entries) add_locked(e);
     return {};
   }
   return Error(Errc::Io, "cannot write " + util::quote(path_) + ": " + std::strerror(errno));
 }
 
-std::optional<IndexEntry> IndexLog::find_url(std::string_view url, bool refresh) {
-  std::lock_guard<std::mutex> g(mu_);
-  auto it = by_url_.find(std::string(url));
-  if (it == by_url_.end()) {
+std::optional<IndexEntry> IndexLog::find(bool by_url, std::string_view key, bool refresh) {
+  const std::string k(key);
+  auto& map = by_url ? by_url_ : by_sha256_;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    if (auto it = map.find(k); it != map.end()) return it->second.entry;
     if (!refresh && looked_) return std::nullopt;
-    refresh_locked();
-    it = by_url_.find(std::string(url));
-    if (it == by_url_.end()) return std::nullopt;
   }
-  return it->second.entry;
+  std::lock_guard<std::mutex> f(file_mu_);
+  refresh_locked();
+  std::lock_guard<std::mutex> g(mu_);
+  if (auto it = map.find(k); it != map.end()) return it->second.entry;
+  return std::nullopt;
 }
 
-std::optional<IndexEntry> IndexLog::find_sha256(std::string_view sha256) {
-  std::lock_guard<std::mutex> g(mu_);
-  auto it = by_sha256_.find(std::string(sha256));
-  if (it == by_sha256_.end()) {
-    refresh_locked();
-    it = by_sha256_.find(std::string(sha256));
-    if (it == by_sha256_.end()) return std::nullopt;
-  }
-  return it->second.entry;
-}
+std::optional<IndexEntry> IndexLog::find_url(std::string_view url, bool refresh) { return find(true, url, refresh); }
+
+std::optional<IndexEntry> IndexLog::find_sha256(std::string_view sha256) { return find(false, sha256, true); }
 
 Result<void> IndexLog::compact(const std::function<bool(const IndexEntry&)>& keep) {
-  std::lock_guard<std::mutex> g(mu_);
+  std::lock_guard<std::mutex> f(file_mu_);
   struct stat st{};
   if (::stat(path_.c_str(), &st) != 0) return {};  // no log: nothing to compact
   for (int attempt = 0;; ++attempt) {
@@ -332,18 +335,24 @@ Result<void> IndexLog::compact(const std::function<bool(const IndexEntry&)>& kee
     ::flock(fd_, LOCK_UN);
   }
   // Everything, from the start, under the lock: no append can slip in between.
-  by_url_.clear();
-  by_sha256_.clear();
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    by_url_.clear();
+    by_sha256_.clear();
+  }
   refresh_locked();
-  // Each live record once, in their original order, so that the last one of every URL
-  // and of every sha256 stays the last.
-  std::map<std::uint64_t, const IndexEntry*> live;
-  for (const auto& [k, v] : by_url_)
-    if (keep(v.entry)) live.emplace(v.seq, &v.entry);
-  for (const auto& [k, v] : by_sha256_)
-    if (keep(v.entry)) live.emplace(v.seq, &v.entry);
   std::string text;
-  for (const auto& [seq, e] : live) text += encode_index_record(*e);
+  {
+    // Each live record once, in their original order, so that the last one of every URL
+    // and of every sha256 stays the last.
+    std::lock_guard<std::mutex> g(mu_);
+    std::map<std::uint64_t, const IndexEntry*> live;
+    for (const auto& [k, v] : by_url_)
+      if (keep(v.entry)) live.emplace(v.seq, &v.entry);
+    for (const auto& [k, v] : by_sha256_)
+      if (keep(v.entry)) live.emplace(v.seq, &v.entry);
+    for (const auto& [seq, e] : live) text += encode_index_record(*e);
+  }
   const std::string tmp = path_ + ".tmp." + std::to_string(::getpid());
   int out = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   bool ok = out >= 0 && write_all(out, text);
@@ -352,8 +361,11 @@ Result<void> IndexLog::compact(const std::function<bool(const IndexEntry&)>& kee
   const int err = errno;
   if (!ok) ::unlink(tmp.c_str());
   ::flock(fd_, LOCK_UN);
-  by_url_.clear();
-  by_sha256_.clear();
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    by_url_.clear();
+    by_sha256_.clear();
+  }
   if (open_locked()) refresh_locked();
   if (!ok) return Error(Errc::Io, "cannot rewrite " + util::quote(path_) + ": " + std::strerror(err));
   return {};

@@ -49,7 +49,9 @@ std::optional<IndexEntry> decode_index_payload_json(std::string_view payload);
 // with the last '\n' (a record still being written, or torn, is left for a later call).
 std::vector<IndexEntry> parse_index_records(std::string_view text, std::size_t* consumed = nullptr);
 
-// Thread-safe; shared by the copies of one Cache.
+// Thread-safe; shared by the copies of one Cache. The file's reads and writes happen under
+// file_mu_, the lookups in memory under mu_ alone: a lookup of the event loop does not wait
+// for another thread's append (flock, stat, write, unlock: four system calls).
 class IndexLog {
  public:
   explicit IndexLog(std::string path) : path_(std::move(path)) {}
@@ -73,17 +75,22 @@ class IndexLog {
   Result<void> compact(const std::function<bool(const IndexEntry&)>& keep);
 
  private:
+  // With file_mu_ held:
   bool open_locked();     // opens (creating) the log; false when it cannot
-  void refresh_locked();  // reads what was appended since the last read
+  void refresh_locked();  // reads what was appended since the last read (takes mu_ to add it)
+  // With mu_ held:
   void add_locked(const IndexEntry& e);
+  // Takes the locks itself: the entry of `key` in by_url_ (or by_sha256_).
+  std::optional<IndexEntry> find(bool by_url, std::string_view key, bool refresh);
 
   std::string path_;
-  std::mutex mu_;
-  int fd_ = -1;              // O_RDWR | O_APPEND
+  std::mutex file_mu_;  // taken before mu_ when both are
+  int fd_ = -1;         // O_RDWR | O_APPEND
   dev_t dev_ = 0;
   ino_t ino_ = 0;
   std::uint64_t consumed_ = 0;  // bytes of fd_'s file parsed so far
-  bool looked_ = false;         // refresh_locked() ran at least once
+  std::mutex mu_;
+  bool looked_ = false;  // refresh_locked() ran at least once
   struct Slot {
     IndexEntry entry;
     std::uint64_t seq = 0;  // order of reading: compact() keeps it

@@ -9,7 +9,9 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <atomic>
 #include <set>
+#include <thread>
 
 #include "cyllm/fetch.h"
 #include "fetch/index_log.h"
@@ -208,6 +210,40 @@ TEST_CASE("a batch is appended whole; a lookup without refresh sees only what wa
   CHECK(reader.find_url("https://h.example/a", false));
   REQUIRE(writer.append(std::vector<IndexEntry>{}).ok());  // nothing: no record
   CHECK(parse_index_records(read_text(path)).size() == 3);
+}
+
+TEST_CASE("lookups on one thread while another appends: each record is found once appended") {
+  // The event loop looks URLs up while the finisher thread appends; an append does its file
+  // work outside the lock that lookups take, and adds its entries before it returns.
+  TempDir tmp;
+  IndexLog log((tmp.path() / "entries.log").string());
+  constexpr int kBatches = 60, kPerBatch = 5;
+  std::atomic<int> appended{0};
+  std::atomic<bool> bad{false};
+  std::thread writer([&] {
+    for (int b = 0; b < kBatches; ++b) {
+      std::vector<IndexEntry> batch;
+      for (int i = 0; i < kPerBatch; ++i) {
+        const int n = b * kPerBatch + i;
+        batch.push_back(entry("https://h.example/f" + std::to_string(n), std::string(static_cast<std::size_t>(n % 7 + 1), 'x')));
+      }
+      if (!log.append(batch).ok()) bad = true;
+      appended = (b + 1) * kPerBatch;
+    }
+  });
+  int checked = 0;
+  while (checked < kBatches * kPerBatch) {
+    const int upto = appended.load();
+    for (; checked < upto; ++checked) {
+      auto e = log.find_url("https://h.example/f" + std::to_string(checked), false);
+      if (!e || e->size_bytes != static_cast<std::uint64_t>(checked % 7 + 1)) bad = true;
+    }
+  }
+  writer.join();
+  CHECK_FALSE(bad.load());
+  CHECK(parse_index_records(read_text((tmp.path() / "entries.log").string())).size() == kBatches * kPerBatch);
+  IndexLog fresh((tmp.path() / "entries.log").string());  // and another reader finds them all
+  for (int n = 0; n < kBatches * kPerBatch; ++n) CHECK(fresh.find_url("https://h.example/f" + std::to_string(n)));
 }
 
 TEST_CASE("processes appending at once: every record whole, none lost") {
