@@ -30,6 +30,7 @@
 #include <thread>
 
 #include "cyllm/fetch.h"
+#include "fetch/buffer_pool.h"
 #include "util/strings.h"
 
 namespace cyllm::fetch {
@@ -42,13 +43,36 @@ using util::quote;
 
 std::string to_hex(const unsigned char* md, unsigned n) {
   static const char* hex = "0123456789abcdef";
-  std::string out;
+  std::string out(2 * std::size_t{n}, '0');
   for (unsigned i = 0; i < n; ++i) {
-    out += hex[md[i] >> 4];
-    out += hex[md[i] & 15];
+    out[2 * i] = hex[md[i] >> 4];
+    out[2 * i + 1] = hex[md[i] & 15];
   }
   return out;
 }
+
+// SHA-256, looked up once: EVP_sha256() makes every EVP_DigestInit_ex look the algorithm
+// up in the provider again (about fifteen allocations each, two per downloaded file).
+struct Sha256 {
+  EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();  // for hex(), on the event loop only
+  Sha256() = default;
+  Sha256(const Sha256&) = delete;
+  Sha256& operator=(const Sha256&) = delete;
+  ~Sha256() {
+    EVP_MD_CTX_free(ctx);
+    EVP_MD_free(md);
+  }
+  const EVP_MD* get() const { return md ? md : EVP_sha256(); }
+  std::string hex(std::string_view data) {
+    unsigned char out[EVP_MAX_MD_SIZE];
+    unsigned n = 0;
+    EVP_DigestInit_ex(ctx, get(), nullptr);
+    EVP_DigestUpdate(ctx, data.data(), data.size());
+    EVP_DigestFinal_ex(ctx, out, &n);
+    return to_hex(out, n);
+  }
+};
 
 // Feeds the first `len` bytes of a file to a digest. False on a read error.
 bool hash_file_prefix(EVP_MD_CTX* md, const std::string& path, std::uint64_t len) {
@@ -177,7 +201,6 @@ class Finisher {
     std::size_t job = 0;
     std::optional<Error> error;
     IndexEntry entry;    // to record, then the part is renamed to its blob
-    std::string buffer;  // the job's write buffer, for reuse
     std::string part, etag_file, path, warning;  // path: the blob, or its link in dest
     int part_fd = -1;    // the job's lock, released by the event loop afterwards
   };
@@ -236,6 +259,13 @@ class Finisher {
     std::lock_guard<std::mutex> g(mu_);
     return pending_;
   }
+  // Waits until a task's outcome is ready for take(), or `timeout` passes (the event loop
+  // with no transfer left: woken by the finisher, not by a timer).
+  void wait_done(milliseconds timeout) {
+    std::unique_lock<std::mutex> g(mu_);
+    if (threads_.empty()) return;
+    done_cv_.wait_for(g, timeout, [this] { return !done_.empty() || pending_ == 0; });
+  }
 
  private:
   void work() {
@@ -260,10 +290,11 @@ class Finisher {
       publish_(batch);
       g.lock();
       for (auto& o : batch) done_.push_back(std::move(o));
+      done_cv_.notify_all();
     }
   }
   std::mutex mu_;
-  std::condition_variable cv_;
+  std::condition_variable cv_, done_cv_;  // work to do; outcomes to take
   std::deque<std::function<Outcome()>> queue_;
   std::vector<Outcome> done_, unpublished_;
   Publish publish_;
@@ -322,7 +353,7 @@ void publish_batch(const Cache& cache, const std::string& dest, std::vector<Fini
 // chunks wait, so a slow hash slows the download rather than filling memory.
 class HashWorker {
  public:
-  HashWorker() : thread_([this] { work(); }) {}
+  explicit HashWorker(BufferPool& pool) : pool_(pool), thread_([this] { work(); }) {}
   ~HashWorker() {
     {
       std::lock_guard<std::mutex> g(mu_);
@@ -346,15 +377,6 @@ class HashWorker {
       return true;
     });
   }
-  // A hashed chunk's buffer (capacity kept, empty), or an empty string when none is free.
-  std::string take_buffer() {
-    std::lock_guard<std::mutex> g(mu_);
-    if (free_.empty()) return {};
-    std::string b = std::move(free_.back());
-    free_.pop_back();
-    return b;
-  }
-
  private:
   static constexpr std::size_t kDepth = 8;
   struct Task {
@@ -371,17 +393,16 @@ class HashWorker {
       busy_ = t.md;
       g.unlock();
       EVP_DigestUpdate(t.md, t.chunk.data(), t.chunk.size());
-      t.chunk.clear();
+      pool_.give(std::move(t.chunk));
       g.lock();
       busy_ = nullptr;
-      free_.push_back(std::move(t.chunk));
       cv_.notify_all();
     }
   }
   std::mutex mu_;
   std::condition_variable cv_;
+  BufferPool& pool_;  // where hashed chunks go back
   std::deque<Task> queue_;
-  std::vector<std::string> free_;
   EVP_MD_CTX* busy_ = nullptr;
   bool stop_ = false;
   std::thread thread_;
@@ -440,12 +461,13 @@ class Run {
       j->id = i;
       j->res.artifact = artifacts[i];
       j->url = artifacts[i].url;
-      j->key = artifacts[i].sha256.empty() ? sha256_hex(artifacts[i].url) : artifacts[i].sha256;
+      j->key = artifacts[i].sha256.empty() ? sha256_.hex(artifacts[i].url) : artifacts[i].sha256;
       j->part = cache_.part_path(j->key);
       j->etag_file = j->part + ".etag";
       jobs_.push_back(std::move(j));
     }
     const std::size_t slots = std::max<std::size_t>(1, o_.jobs);
+    std::size_t first_open = 0;
     for (;;) {
       collect_finished();
       if (ctx_.cancelled()) {
@@ -461,9 +483,13 @@ class Run {
         break;
       }
       auto now = ctx_.clock.now();
-      std::size_t running = 0, waiting = 0;
-      for (auto& j : jobs_) running += j->state == Job::State::Running;
-      for (auto& j : jobs_) {
+      // Jobs before first_open are done: a pass starts after them (a pass over all of them
+      // per turn of the loop was quadratic in the number of files).
+      while (first_open < jobs_.size() && jobs_[first_open]->state == Job::State::Done) ++first_open;
+      std::size_t running = 0, waiting = 0, active = 0;
+      for (std::size_t i = first_open; i < jobs_.size(); ++i) running += jobs_[i]->state == Job::State::Running;
+      for (std::size_t i = first_open; i < jobs_.size(); ++i) {
+        Job* j = jobs_[i].get();
         if (j->state == Job::State::Pending && running < slots) {
           begin(*j);
           running += j->state == Job::State::Running;
@@ -477,18 +503,15 @@ class Run {
         } else if (j->state == Job::State::Backoff && now >= j->not_before) {
           start_request(*j);
         }
-      }
-      for (auto& j : jobs_) {
-        running += 0;
         waiting += j->state != Job::State::Done;
+        active += j->state == Job::State::Running;
       }
       if (waiting == 0) break;
-      std::size_t active = 0;
-      for (auto& j : jobs_) active += j->state == Job::State::Running;
-      if (active > 0) http_.poll(milliseconds(finisher_.pending() > 0 ? 2 : 100));
-      else std::this_thread::sleep_for(milliseconds(finisher_.pending() > 0 ? 1 : 20));
       // While every slot is busy, more files finish soon: hand them over four at a time.
       finisher_.kick(o_.fsync || active < slots ? 1 : 4);
+      if (active > 0) http_.poll(milliseconds(finisher_.pending() > 0 ? 2 : 100));
+      else if (finisher_.pending() > 0) finisher_.wait_done(milliseconds(20));
+      else std::this_thread::sleep_for(milliseconds(20));  // a lock or a backoff to wait for
       if (progress_) progress_->tick();
     }
     for (auto& j : jobs_) report_.artifacts.push_back(std::move(j->res));
@@ -629,24 +652,26 @@ class Run {
     }
     j.write_pos = truncate ? 0 : j.offset;
     j.md = EVP_MD_CTX_new();
-    EVP_DigestInit_ex(j.md, EVP_sha256(), nullptr);
+    EVP_DigestInit_ex(j.md, sha256_.get(), nullptr);
     j.writeback_from = truncate ? 0 : j.offset;
-    // A write buffer whose pages an earlier job already touched: a fresh one per file
-    // cost a page fault per 4 KiB and a copy at every doubling (a tenth of a many-small-
-    // files run).
-    if (j.wbuf.capacity() < kWriteBuffer) {
-      if (!spare_buffers_.empty()) {
-        j.wbuf.swap(spare_buffers_.back());
-        spare_buffers_.pop_back();
-      } else {
-        j.wbuf.reserve(kWriteBuffer);
-      }
+    // As large as the rest of the body when the server said (a 64 KiB file takes 64 KiB,
+    // not 1 MiB of which 64 KiB are touched), and one that an earlier job used.
+    std::size_t want = kWriteBuffer;
+    if (j.total && *j.total >= j.write_pos) want = static_cast<std::size_t>(std::min<std::uint64_t>(want, *j.total - j.write_pos));
+    if (j.wbuf.capacity() < want) {
+      pool_.give(std::move(j.wbuf));
+      j.wbuf = pool_.take(want);
     }
     return true;
   }
 
   bool on_head(Job& j, const HttpResponseHead& h) {
-    j.head = h;
+    // What the end of the transfer reads (a copy of every header was a tenth of the
+    // allocations of a many-small-files run).
+    j.head.status = h.status;
+    j.head.headers.clear();
+    for (const char* name : {"location", "x-error-code", "x-error-message"})
+      if (auto v = h.header(name); !v.empty()) j.head.headers.emplace(name, std::move(v));
     const Artifact& a = j.res.artifact;
     if (auto c = h.header("x-repo-commit"); !c.empty()) j.res.hf_commit = c;
     if (auto le = h.header("x-linked-etag"); !le.empty()) {
@@ -664,8 +689,8 @@ class Run {
       const bool stale = j.offset > 0;  // the size of the part when this request started
       if (stale) ctx_.log.log(LogLevel::Info, a.source + ": the server ignored the range; starting over");
       j.offset = 0;
+      j.total = util::parse_u64(h.header("content-length"));
       if (!open_part(j, stale)) return false;
-      if (auto cl = util::parse_u64(h.header("content-length"))) j.total = *cl;
       // The ETag is kept next to the part for a resume after this process dies. Files
       // up to 1 MiB are fetched again from the start instead: cheaper than the sidecar's
       // three file operations, which were a fifth of the time of a many-small-files run.
@@ -687,12 +712,12 @@ class Run {
         j.verdict = Job::Verdict::Restart;
         return false;
       }
+      j.total = cr->total;
       if (!open_part(j, false)) return false;
       if (!hash_file_prefix(j.md, j.part, j.offset)) {
         j.write_error = Error(Errc::Io, "cannot read back " + quote(j.part));
         return false;
       }
-      j.total = cr->total;
       j.verdict = Job::Verdict::Body;
       return true;
     }
@@ -738,10 +763,9 @@ class Run {
       return false;
     }
     if (j.offset + j.received > kInlineHash) {
-      if (!hasher_) hasher_.emplace();
+      if (!hasher_) hasher_.emplace(pool_);
       hasher_->submit(j.md, std::move(j.wbuf));
-      j.wbuf = hasher_->take_buffer();
-      if (j.wbuf.capacity() < kWriteBuffer) j.wbuf.reserve(kWriteBuffer);
+      j.wbuf = pool_.take(kWriteBuffer);
     } else {
       EVP_DigestUpdate(j.md, j.wbuf.data(), j.wbuf.size());
     }
@@ -763,8 +787,7 @@ class Run {
 
   void close_fd(Job& j) {
     j.fd = -1;  // lock_fd's alias: closed with the lock
-    j.wbuf.clear();
-    if (j.wbuf.capacity() >= kWriteBuffer) spare_buffers_.push_back(std::move(j.wbuf));
+    pool_.give(std::move(j.wbuf));
     j.wbuf = std::string();
   }
 
@@ -838,8 +861,8 @@ class Run {
         if (j.total && have != *j.total) {
           close_fd(j);
           retry(j, std::nullopt,
-                Error(Errc::Network, j.url + ": the body ended after " + std::to_string(have) + " of " +
-                                         std::to_string(*j.total) + " bytes"));
+                Error(Errc::Network, j.url + (have < *j.total ? ": the body ended after " : ": the body ran on to ") +
+                                         std::to_string(have) + " of " + std::to_string(*j.total) + " bytes"));
           return;
         }
         finalize(j, false);
@@ -908,7 +931,7 @@ class Run {
     std::string hex;  // known here when the part is hashed from the disk
     if (hash_whole_file || !j.md) {
       EVP_MD_CTX* md = EVP_MD_CTX_new();
-      EVP_DigestInit_ex(md, EVP_sha256(), nullptr);
+      EVP_DigestInit_ex(md, sha256_.get(), nullptr);
       bool ok = hash_file_prefix(md, j.part, file_size(j.part).value_or(0));
       unsigned char out[EVP_MAX_MD_SIZE];
       unsigned n = 0;
@@ -947,6 +970,7 @@ class Run {
     const bool durable = o_.fsync;
     // The part's locked descriptor stays open until collect_finished() unlocks the job.
     const int part_fd = j.lock_fd;
+    BufferPool* pool = &pool_;
     finisher_.submit([=]() {
       Finisher::Outcome out;
       out.job = id;
@@ -958,7 +982,7 @@ class Run {
         if (int e = pwrite_all(part_fd, *tail, tail_pos); e != 0) {
           drop_part(part_fd, part, etag_file);  // nothing half-written stays behind
           out.error = write_error(e, part);
-          out.buffer = std::move(*tail);
+          pool->give(std::move(*tail));
           return out;
         }
       }
@@ -969,7 +993,7 @@ class Run {
         EVP_DigestFinal_ex(md, digest, &n);
         out.entry.sha256 = to_hex(digest, n);
       }
-      out.buffer = std::move(*tail);
+      pool->give(std::move(*tail));
       const std::string& hash = out.entry.sha256;
       if (!expected.empty() && expected != hash) {
         drop_part(part_fd, part, etag_file);
@@ -1003,10 +1027,6 @@ class Run {
   void collect_finished() {
     for (auto& o : finisher_.take()) {
       Job& j = *jobs_[o.job];
-      if (o.buffer.capacity() >= kWriteBuffer && spare_buffers_.size() < o_.jobs) {
-        o.buffer.clear();
-        spare_buffers_.push_back(std::move(o.buffer));
-      }
       if (!o.warning.empty()) ctx_.log.log(LogLevel::Warn, o.warning);
       if (o.error) {
         fail(j, std::move(*o.error));
@@ -1054,8 +1074,9 @@ class Run {
   const DownloadOptions& o_;
   Progress* progress_;
   std::mt19937_64 rng_;
+  Sha256 sha256_;  // before jobs_: their digests refer to it
   std::vector<std::unique_ptr<Job>> jobs_;
-  std::vector<std::string> spare_buffers_;  // write buffers of finished jobs (at most -j of them)
+  BufferPool pool_;  // write buffers; declared before their users, destroyed after them
   // Declared after jobs_: destroyed first, so that no chunk is hashed into a freed digest.
   std::optional<HashWorker> hasher_;  // started by the first body past 8 MiB
   Finisher finisher_;

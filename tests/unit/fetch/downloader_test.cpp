@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cyllm/fetch.h"
+#include "fetch/buffer_pool.h"
 #include "test_support.h"
 
 using namespace cyllm;
@@ -123,6 +124,90 @@ TEST_CASE("a second fetch of the same URL is a cache hit with zero requests") {
   REQUIRE(r3->artifacts[1].error);
   CHECK(r3->artifacts[1].error->code() == Errc::OfflineMiss);
   CHECK(silent.requests.empty());
+}
+
+TEST_CASE("buffer pool: a buffer comes back empty, the last one given first, large enough or new") {
+  BufferPool pool;
+  std::string a = pool.take(100);
+  CHECK(a.empty());
+  CHECK(a.capacity() >= 100);
+  a = "stale bytes of an earlier file";
+  const char* a_data = a.data();
+  pool.give(std::move(a));
+  std::string b = pool.take(10);
+  CHECK(b.empty());             // never the earlier file's bytes
+  CHECK(b.data() == a_data);    // the same memory
+  std::string big = pool.take(1000);  // nothing large enough is kept: a new one
+  CHECK(big.capacity() >= 1000);
+  pool.give(std::move(b));
+  pool.give(std::move(big));
+  CHECK(pool.take(500).capacity() >= 1000);  // the last given that is large enough
+  CHECK(pool.take(50).capacity() >= 100);
+  std::string none;
+  pool.give(std::move(none));  // an empty string is not kept
+  CHECK(pool.take(0).capacity() < 100);
+  // At most kMaxBytes of capacity is kept (reserved, never touched: no memory is used).
+  std::string huge;
+  huge.reserve(BufferPool::kMaxBytes);
+  std::string small;
+  small.reserve(4096);
+  const char* small_data = small.data();
+  pool.give(std::move(huge));
+  pool.give(std::move(small));  // over the limit: freed
+  CHECK(pool.take(4096).data() != small_data);
+}
+
+TEST_CASE("write buffers are sized by Content-Length and reused: every body lands whole and alone") {
+  // One run with bodies that take buffers of every kind: empty, small ones after a large
+  // one (a reused buffer must come back empty), one past the 1 MiB write buffer, one of
+  // unknown length, and one longer than its Content-Length (refused).
+  TempDir tmp;
+  Env env;
+  Cache cache((tmp.path() / "cache").string());
+  FakeHttp http;
+  auto body_of = [](std::size_t n, char seed) {
+    std::string b(n, '\0');
+    for (std::size_t i = 0; i < n; ++i) b[i] = static_cast<char>(seed + (i * 131) % 251);
+    return b;
+  };
+  struct File {
+    std::string name, body;
+    bool announce;  // Content-Length sent
+    std::size_t announced;
+  };
+  std::vector<File> files = {{"empty.bin", "", true, 0},
+                             {"big.bin", body_of(3u << 20, 'a'), true, 3u << 20},
+                             {"small1.bin", body_of(100, 'b'), true, 100},
+                             {"small2.bin", body_of(64 << 10, 'c'), true, 64 << 10},
+                             {"small3.bin", body_of(7, 'd'), true, 7},
+                             {"unknown.bin", body_of(200 << 10, 'e'), false, 0},
+                             {"under.bin", body_of(5000, 'f'), true, 1000}};
+  std::vector<Artifact> arts;
+  for (const auto& f : files) {
+    const std::string url = "https://h.example/" + f.name;
+    std::map<std::string, std::string> h;
+    if (f.announce) h["content-length"] = std::to_string(f.announced);
+    http.script[url] = {{200, h, f.body}};
+    arts.push_back(parse_source(url, "").value());
+  }
+  auto o = fast_options((tmp.path() / "dest").string());
+  o.jobs = 2;  // buffers pass from job to job
+  auto r = download_all(env.ctx, http, cache, arts, o);
+  REQUIRE(r.ok());
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    CAPTURE(files[i].name);
+    if (files[i].announce && files[i].announced != files[i].body.size()) {
+      // More bytes than announced: refused (after the retries), and nothing is left.
+      REQUIRE(r->artifacts[i].error);
+      CHECK(r->artifacts[i].error->to_string().find("ran on to 5000 of 1000 bytes") != std::string::npos);
+      CHECK_FALSE(std::filesystem::exists(tmp.path() / "dest" / files[i].name));
+      continue;
+    }
+    REQUIRE_FALSE(r->artifacts[i].error);
+    CHECK(r->artifacts[i].sha256 == sha256_hex(files[i].body));
+    CHECK(r->artifacts[i].size_bytes == files[i].body.size());
+    CHECK(cyllm::test::read_text(tmp.path() / "dest" / files[i].name) == files[i].body);
+  }
 }
 
 TEST_CASE("a known hash is a cache hit even under another URL") {
