@@ -437,6 +437,7 @@ struct Job {
   std::optional<Error> write_error;
   std::optional<milliseconds> retry_after;
   std::string wbuf;  // received bytes not yet written to the part (libcurl hands over 16 KiB at a time)
+  bool direct = false;  // no write buffer: the body is written and hashed as it arrives
 
   ~Job() {
     if (md) EVP_MD_CTX_free(md);
@@ -445,6 +446,9 @@ struct Job {
 };
 
 constexpr std::size_t kWriteBuffer = 1u << 20;
+// Write buffers out at most, past -j (a run's first files are written before the finisher
+// hands any back).
+constexpr std::size_t kSpareBuffers = 4;
 constexpr std::uint64_t kInlineHash = 8u << 20;  // bodies past this are hashed on a thread
 
 class Run {
@@ -655,12 +659,16 @@ class Run {
     EVP_DigestInit_ex(j.md, sha256_.get(), nullptr);
     j.writeback_from = truncate ? 0 : j.offset;
     // As large as the rest of the body when the server said (a 64 KiB file takes 64 KiB,
-    // not 1 MiB of which 64 KiB are touched), and one that an earlier job used.
+    // not 1 MiB of which 64 KiB are touched), and one that an earlier job used. A body
+    // known to be smaller than a buffer goes without one when the finisher holds many
+    // already (direct: written and hashed as it arrives, see on_body).
     std::size_t want = kWriteBuffer;
     if (j.total && *j.total >= j.write_pos) want = static_cast<std::size_t>(std::min<std::uint64_t>(want, *j.total - j.write_pos));
+    j.direct = false;
     if (j.wbuf.capacity() < want) {
       pool_.give(std::move(j.wbuf));
-      j.wbuf = pool_.take(want);
+      if (want == kWriteBuffer) j.wbuf = pool_.take(want);
+      else j.direct = !pool_.try_take(want, o_.jobs + kSpareBuffers, j.wbuf);
     }
     return true;
   }
@@ -738,8 +746,13 @@ class Run {
     j.received += data.size();
     // Buffered (libcurl hands over 16 KiB at a time): a body of up to 1 MiB reaches the
     // part with one pwrite(), and is hashed and written by the finisher once complete.
-    j.wbuf.append(data);
-    if (j.wbuf.size() >= kWriteBuffer && !flush(j)) return false;
+    if (j.direct) {
+      if (!write_out(j, data)) return false;
+      EVP_DigestUpdate(j.md, data.data(), data.size());
+    } else {
+      j.wbuf.append(data);
+      if (j.wbuf.size() >= kWriteBuffer && !flush(j)) return false;
+    }
     report_.downloaded_bytes += data.size();
     if (progress_) progress_->advanced(j.id, j.offset + j.received, j.total);
     return true;

@@ -144,7 +144,9 @@ TEST_CASE("buffer pool: a buffer comes back empty, the last one given first, lar
   CHECK(pool.take(500).capacity() >= 1000);  // the last given that is large enough
   CHECK(pool.take(50).capacity() >= 100);
   std::string none;
-  pool.give(std::move(none));  // an empty string is not kept
+  const std::size_t out = pool.out();
+  pool.give(std::move(none));  // a string without a buffer of its own is not kept
+  CHECK(pool.out() == out);
   CHECK(pool.take(0).capacity() < 100);
   // At most kMaxBytes of capacity is kept (reserved, never touched: no memory is used).
   std::string huge;
@@ -155,6 +157,24 @@ TEST_CASE("buffer pool: a buffer comes back empty, the last one given first, lar
   pool.give(std::move(huge));
   pool.give(std::move(small));  // over the limit: freed
   CHECK(pool.take(4096).data() != small_data);
+}
+
+TEST_CASE("buffer pool: past max_out buffers out, try_take gives a kept buffer or none") {
+  BufferPool pool;
+  std::string a, b, c;
+  REQUIRE(pool.try_take(100, 2, a));
+  REQUIRE(pool.try_take(100, 2, b));
+  CHECK(pool.out() == 2);
+  CHECK_FALSE(pool.try_take(100, 2, c));  // two out, none kept: none
+  CHECK(c.capacity() < 100);
+  pool.give(std::move(a));
+  CHECK(pool.out() == 1);
+  CHECK(pool.try_take(100, 1, c));  // a kept one is given even at the bound
+  CHECK(c.capacity() >= 100);
+  CHECK(pool.out() == 2);
+  pool.give(std::move(b));
+  pool.give(std::move(c));
+  CHECK(pool.out() == 0);
 }
 
 TEST_CASE("write buffers are sized by Content-Length and reused: every body lands whole and alone") {
