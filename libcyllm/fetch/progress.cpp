@@ -157,6 +157,7 @@ nlohmann::ordered_json manifest_json(const DownloadReport& report, const std::st
   std::size_t failed = 0;
   for (const auto& r : report.artifacts) {
     ojson a = ojson::object();
+    a.get_ref<ojson::object_t&>().reserve(11);
     a["source"] = r.artifact.source;
     a["url"] = s_or_null(r.final_url.empty() ? r.artifact.url : r.final_url);
     a["filename"] = r.artifact.filename;
