@@ -458,20 +458,15 @@ class Run {
         rng_(o.seed ? o.seed : static_cast<std::uint64_t>(ctx.clock.wall_now().time_since_epoch().count())),
         finisher_(o.fsync ? 8 : 1, [this](std::vector<Finisher::Outcome>& b) { publish_batch(cache_, o_.dest_dir, b); }) {}
 
+  // Jobs are made when they start, in order (jobs_[i] is null before, and again once its
+  // result is in the report): a run used to allocate all of them first, about 1.5 KB and
+  // a fresh page per three files, where now the memory of finished jobs is reused.
   DownloadReport go(const std::vector<Artifact>& artifacts) {
-    jobs_.reserve(artifacts.size());
-    for (std::size_t i = 0; i < artifacts.size(); ++i) {
-      auto j = std::make_unique<Job>();
-      j->id = i;
-      j->res.artifact = artifacts[i];
-      j->url = artifacts[i].url;
-      j->key = artifacts[i].sha256.empty() ? sha256_.hex(artifacts[i].url) : artifacts[i].sha256;
-      j->part = cache_.part_path(j->key);
-      j->etag_file = j->part + ".etag";
-      jobs_.push_back(std::move(j));
-    }
+    const std::size_t n = artifacts.size();
+    jobs_.resize(n);
+    report_.artifacts.resize(n);
     const std::size_t slots = std::max<std::size_t>(1, o_.jobs);
-    std::size_t first_open = 0;
+    std::size_t first_open = 0, made = 0;  // jobs before `made` exist or are retired
     for (;;) {
       collect_finished();
       if (ctx_.cancelled()) {
@@ -482,18 +477,34 @@ class Run {
           std::this_thread::sleep_for(milliseconds(2));
           collect_finished();
         }
-        for (auto& j : jobs_)
-          if (j->state != Job::State::Done) fail(*j, Error(Errc::Cancelled, "interrupted; the partial file is kept for a later resume"));
+        const Error cancelled(Errc::Cancelled, "interrupted; the partial file is kept for a later resume");
+        for (std::size_t i = 0; i < n; ++i) {
+          if (i >= made) {
+            report_.artifacts[i].artifact = artifacts[i];
+            report_.artifacts[i].error = Error(cancelled).with_context("fetching " + artifacts[i].source);
+          } else if (jobs_[i] && jobs_[i]->state != Job::State::Done) {
+            fail(*jobs_[i], cancelled);
+          }
+        }
         break;
       }
       auto now = ctx_.clock.now();
-      // Jobs before first_open are done: a pass starts after them (a pass over all of them
-      // per turn of the loop was quadratic in the number of files).
-      while (first_open < jobs_.size() && jobs_[first_open]->state == Job::State::Done) ++first_open;
+      // Jobs before first_open are retired: a pass starts after them (a pass over all of
+      // them per turn of the loop was quadratic in the number of files).
+      while (first_open < made && !jobs_[first_open]) ++first_open;
       std::size_t running = 0, waiting = 0, active = 0;
-      for (std::size_t i = first_open; i < jobs_.size(); ++i) running += jobs_[i]->state == Job::State::Running;
-      for (std::size_t i = first_open; i < jobs_.size(); ++i) {
+      for (std::size_t i = first_open; i < made; ++i) running += jobs_[i] && jobs_[i]->state == Job::State::Running;
+      for (std::size_t i = first_open; i < n; ++i) {
+        if (i >= made) {  // not started yet: the next one starts when a slot is free
+          if (running >= slots) {
+            waiting += n - i;
+            break;
+          }
+          jobs_[i] = make_job(i, artifacts[i]);
+          made = i + 1;
+        }
         Job* j = jobs_[i].get();
+        if (!j) continue;  // retired
         if (j->state == Job::State::Pending && running < slots) {
           begin(*j);
           running += j->state == Job::State::Running;
@@ -507,8 +518,9 @@ class Run {
         } else if (j->state == Job::State::Backoff && now >= j->not_before) {
           start_request(*j);
         }
-        waiting += j->state != Job::State::Done;
         active += j->state == Job::State::Running;
+        if (j->state == Job::State::Done) retire(i);
+        else ++waiting;
       }
       if (waiting == 0) break;
       // While every slot is busy, more files finish soon: hand them over four at a time.
@@ -518,7 +530,8 @@ class Run {
       else std::this_thread::sleep_for(milliseconds(20));  // a lock or a backoff to wait for
       if (progress_) progress_->tick();
     }
-    for (auto& j : jobs_) report_.artifacts.push_back(std::move(j->res));
+    for (std::size_t i = 0; i < n; ++i)
+      if (jobs_[i]) retire(i);
     return std::move(report_);
   }
 
@@ -551,6 +564,25 @@ class Run {
     if (progress_) progress_->finished(j.id, true, true);
     finish_ok(j);
     return true;
+  }
+
+  std::unique_ptr<Job> make_job(std::size_t i, const Artifact& a) {
+    auto j = std::make_unique<Job>();
+    j->id = i;
+    j->res.artifact = a;
+    j->url = a.url;
+    j->key = a.sha256.empty() ? sha256_.hex(a.url) : a.sha256;
+    j->part = cache_.part_path(j->key);
+    j->etag_file = j->part + ".etag";
+    return j;
+  }
+
+  // A finished job: its result into the report, its memory freed for the next jobs.
+  void retire(std::size_t i) {
+    Job& j = *jobs_[i];
+    sync_hash(j);  // no chunk of its digest is still queued on the hash thread
+    report_.artifacts[i] = std::move(j.res);
+    jobs_[i].reset();
   }
 
   void begin(Job& j) {
