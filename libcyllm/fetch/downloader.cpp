@@ -259,6 +259,24 @@ class Finisher {
     std::lock_guard<std::mutex> g(mu_);
     return pending_;
   }
+  // Runs a waiting task on the calling thread and publishes it; false when none waits. The
+  // event loop helps when it has no transfer left: the last files of a run were otherwise
+  // finished by one thread while the other waited for it.
+  bool help() {
+    std::function<Outcome()> task;
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      if (threads_.empty() || queue_.empty()) return false;
+      task = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    std::vector<Outcome> one;
+    one.push_back(task());
+    publish_(one);
+    std::lock_guard<std::mutex> g(mu_);
+    done_.push_back(std::move(one.front()));
+    return true;
+  }
   // Waits until a task's outcome is ready for take(), or `timeout` passes (the event loop
   // with no transfer left: woken by the finisher, not by a timer).
   void wait_done(milliseconds timeout) {
@@ -277,16 +295,18 @@ class Finisher {
         --sleeping_;
       }
       if (queue_.empty()) return;
-      // One thread takes every waiting task and publishes them together; several (--fsync)
-      // take one each, so that their fsyncs overlap.
-      std::vector<std::function<Outcome()>> tasks;
-      do {
-        tasks.push_back(std::move(queue_.front()));
-        queue_.pop_front();
-      } while (n_threads_ == 1 && !queue_.empty());
-      g.unlock();
+      // One thread runs the waiting tasks one at a time (help() may take some meanwhile)
+      // and publishes them together once none waits; several (--fsync) take one each, so
+      // that their fsyncs overlap.
       std::vector<Outcome> batch;
-      for (auto& t : tasks) batch.push_back(t());
+      do {
+        auto task = std::move(queue_.front());
+        queue_.pop_front();
+        g.unlock();
+        batch.push_back(task());
+        g.lock();
+      } while (n_threads_ == 1 && !queue_.empty() && batch.size() < 16);
+      g.unlock();
       publish_(batch);
       g.lock();
       for (auto& o : batch) done_.push_back(std::move(o));
@@ -526,7 +546,9 @@ class Run {
       // While every slot is busy, more files finish soon: hand them over four at a time.
       finisher_.kick(o_.fsync || active < slots ? 1 : 4);
       if (active > 0) http_.poll(milliseconds(finisher_.pending() > 0 ? 2 : 100));
-      else if (finisher_.pending() > 0) finisher_.wait_done(milliseconds(20));
+      else if (finisher_.pending() > 0) {
+        if (!finisher_.help()) finisher_.wait_done(milliseconds(20));
+      }
       else std::this_thread::sleep_for(milliseconds(20));  // a lock or a backoff to wait for
       if (progress_) progress_->tick();
     }
