@@ -73,10 +73,10 @@ Result<std::vector<std::pair<std::string, fetch::LockFile>>> locks_from_plan(con
 
 int main(int argc, char** argv) {
 #if defined(__GLIBC__)
-  // libcurl frees each transfer's receive buffer (256 KiB) when the transfer ends and
-  // allocates a new one for the next; with glibc's defaults that memory went back to the
-  // kernel every few files and came back as fresh pages, a page fault per 4 KiB received
-  // (a third of the page faults of a many-small-files run). Freed memory stays in the heap.
+  // Large blocks come and go per file (libcurl's 256 KiB receive buffers, write buffers of
+  // up to 1 MiB); with glibc's defaults that memory went back to the kernel every few files
+  // and came back as fresh pages, a page fault per 4 KiB received (a third of the page
+  // faults of a many-small-files run). Freed memory stays in the heap.
   mallopt(M_MMAP_THRESHOLD, 32 << 20);
   mallopt(M_TRIM_THRESHOLD, 64 << 20);
 #endif
