@@ -441,8 +441,8 @@ struct Job {
   int attempts = 0, hops = 0;
   Clock::time_point not_before{};
   bool linked_etag = false;
-  bool sidecar = false;
-  std::string validator;  // the ETag of this run's 200 response, for If-Range on a retry  // the .etag file next to the part may exist (unlink it when done)
+  bool sidecar = false;   // the .etag file next to the part may exist (unlink it when done)
+  std::string validator;  // the ETag of this run's 200 response, for If-Range on a retry
   bool progress_started = false;
 
   // One request.
