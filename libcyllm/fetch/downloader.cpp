@@ -41,36 +41,21 @@ using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 using util::quote;
 
-std::string to_hex(const unsigned char* md, unsigned n) {
-  static const char* hex = "0123456789abcdef";
-  std::string out(2 * std::size_t{n}, '0');
-  for (unsigned i = 0; i < n; ++i) {
-    out[2 * i] = hex[md[i] >> 4];
-    out[2 * i + 1] = hex[md[i] & 15];
-  }
-  return out;
-}
-
-// SHA-256, looked up once: EVP_sha256() makes every EVP_DigestInit_ex look the algorithm
-// up in the provider again (about fifteen allocations each, two per downloaded file).
+// SHA-256, looked up once per run: EVP_sha256() makes every digest init look the
+// algorithm up in the provider again (about fifteen allocations each, two per downloaded
+// file). hex() is sha256_hex() with this handle.
 struct Sha256 {
   EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();  // for hex(), on the event loop only
   Sha256() = default;
   Sha256(const Sha256&) = delete;
   Sha256& operator=(const Sha256&) = delete;
-  ~Sha256() {
-    EVP_MD_CTX_free(ctx);
-    EVP_MD_free(md);
-  }
+  ~Sha256() { EVP_MD_free(md); }
   const EVP_MD* get() const { return md ? md : EVP_sha256(); }
-  std::string hex(std::string_view data) {
+  std::string hex(std::string_view data) const {
     unsigned char out[EVP_MAX_MD_SIZE];
     unsigned n = 0;
-    EVP_DigestInit_ex(ctx, get(), nullptr);
-    EVP_DigestUpdate(ctx, data.data(), data.size());
-    EVP_DigestFinal_ex(ctx, out, &n);
-    return to_hex(out, n);
+    EVP_Digest(data.data(), data.size(), out, &n, get(), nullptr);
+    return util::hex_lower(out, n);
   }
 };
 
@@ -499,12 +484,8 @@ class Run {
         }
         const Error cancelled(Errc::Cancelled, "interrupted; the partial file is kept for a later resume");
         for (std::size_t i = 0; i < n; ++i) {
-          if (i >= made) {
-            report_.artifacts[i].artifact = artifacts[i];
-            report_.artifacts[i].error = Error(cancelled).with_context("fetching " + artifacts[i].source);
-          } else if (jobs_[i] && jobs_[i]->state != Job::State::Done) {
-            fail(*jobs_[i], cancelled);
-          }
+          if (i >= made) jobs_[i] = make_job(i, artifacts[i]);
+          if (jobs_[i] && jobs_[i]->state != Job::State::Done) fail(*jobs_[i], cancelled);
         }
         break;
       }
@@ -548,8 +529,9 @@ class Run {
       if (active > 0) http_.poll(milliseconds(finisher_.pending() > 0 ? 2 : 100));
       else if (finisher_.pending() > 0) {
         if (!finisher_.help()) finisher_.wait_done(milliseconds(20));
+      } else {
+        std::this_thread::sleep_for(milliseconds(20));  // a lock or a backoff to wait for
       }
-      else std::this_thread::sleep_for(milliseconds(20));  // a lock or a backoff to wait for
       if (progress_) progress_->tick();
     }
     for (std::size_t i = 0; i < n; ++i)
@@ -1008,7 +990,7 @@ class Run {
         fail(j, Error(Errc::Io, "cannot read back " + quote(j.part)));
         return;
       }
-      hex = to_hex(out, n);
+      hex = util::hex_lower(out, n);
     }
     // A body written through j.fd ends at offset + received; a part completed earlier is
     // as large as it is.
@@ -1058,7 +1040,7 @@ class Run {
         unsigned char digest[EVP_MAX_MD_SIZE];
         unsigned n = 0;
         EVP_DigestFinal_ex(md, digest, &n);
-        out.entry.sha256 = to_hex(digest, n);
+        out.entry.sha256 = util::hex_lower(digest, n);
       }
       pool->give(std::move(*tail));
       const std::string& hash = out.entry.sha256;

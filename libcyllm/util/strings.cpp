@@ -110,6 +110,16 @@ std::optional<std::uint64_t> parse_hex_u64(std::string_view s) {
   return v;
 }
 
+std::string hex_lower(const unsigned char* bytes, std::size_t n) {
+  static const char* hex = "0123456789abcdef";
+  std::string out(2 * n, '0');
+  for (std::size_t i = 0; i < n; ++i) {
+    out[2 * i] = hex[bytes[i] >> 4];
+    out[2 * i + 1] = hex[bytes[i] & 15];
+  }
+  return out;
+}
+
 std::optional<int> count_cpu_list(std::string_view s) {
   s = trim(s);
   if (s.empty()) return 0;

@@ -28,6 +28,8 @@ std::optional<std::int64_t> parse_i64(std::string_view s);
 std::optional<double> parse_double(std::string_view s);
 // "0x10de" or "10de" (base 16), whole string.
 std::optional<std::uint64_t> parse_hex_u64(std::string_view s);
+// Bytes as lower-case hex, two digits each (a digest as sha256sum prints it).
+std::string hex_lower(const unsigned char* bytes, std::size_t n);
 
 // "0-3,8,10-11" -> 7. nullopt on malformed input or absurd ranges (> 1<<20 CPUs).
 std::optional<int> count_cpu_list(std::string_view s);

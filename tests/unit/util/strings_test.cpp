@@ -32,6 +32,9 @@ TEST_CASE("numbers refuse garbage and overflow") {
   CHECK(parse_hex_u64("19E5") == 0x19e5u);
   CHECK_FALSE(parse_hex_u64("0x"));
   CHECK_FALSE(parse_hex_u64("0xzz"));
+  const unsigned char bytes[] = {0x00, 0x0f, 0xa5, 0xff};
+  CHECK(hex_lower(bytes, 4) == "000fa5ff");
+  CHECK(hex_lower(bytes, 0).empty());
   CHECK(parse_double("8.9") == doctest::Approx(8.9));
   CHECK_FALSE(parse_double("8.9.1"));
   CHECK_FALSE(parse_double("nan-ish"));
